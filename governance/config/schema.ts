@@ -1,0 +1,81 @@
+import { z } from 'zod';
+
+/**
+ * The whole pgairlock.yaml, validated with zod. Every key is documented in docs/configuration.md;
+ * keep the two in step. Sections owned by later features (policy, audit, approvals, state, mcp)
+ * are added here as those land.
+ */
+
+const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:6432');
+
+export const sslModes = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
+export type SslMode = (typeof sslModes)[number];
+
+const upstreamSchema = z.strictObject({
+  /** postgres://user:password@host:port/db?sslmode=... : the server, and pgairlock's own service credentials. */
+  url: z.string().url().optional(),
+  /** TLS to the upstream, as libpq's sslmode. Overrides ?sslmode= in the URL. */
+  sslmode: z.enum(sslModes).optional(),
+  /** CA bundle (PEM file) for verify-ca / verify-full. */
+  sslrootcert: z.string().optional(),
+  connect_timeout_ms: z.number().int().positive().default(10_000),
+});
+
+/** pgbouncer-style [databases]: the name a client asks for -> where it really goes. */
+const databaseMapSchema = z.strictObject({
+  /** Database name on the upstream (default: the client's name). */
+  dbname: z.string().min(1).optional(),
+  /** Force this user name on the upstream (the client still authenticates as that user). */
+  user: z.string().min(1).optional(),
+  /** Another server for this database (host:port); default: the upstream URL's. */
+  host: z.string().min(1).optional(),
+  port: z.number().int().min(1).max(65535).optional(),
+});
+
+const tlsSchema = z.strictObject({
+  /** PEM certificate chain and key served to clients that send SSLRequest. Without them pgairlock answers 'N'. */
+  cert: z.string().min(1),
+  key: z.string().min(1),
+});
+
+const limitsSchema = z.strictObject({
+  /** Largest frontend message accepted, in bytes; larger ends the connection with 08P01. */
+  max_message_bytes: z.number().int().min(1024).default(64 * 1024 * 1024),
+  /** Largest startup packet, in bytes (PostgreSQL's own limit is 10000). */
+  max_startup_bytes: z.number().int().min(64).max(1024 * 1024).default(10_000),
+  /** Client connections at once; more are refused with 53300 too_many_connections. */
+  max_client_connections: z.number().int().positive().default(1000),
+  /** A client must finish startup (and authentication) within this time. */
+  startup_timeout_ms: z.number().int().positive().default(60_000),
+});
+
+const logSchema = z.strictObject({
+  level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Human-readable output via pino-pretty; JSON (the default) otherwise. */
+  pretty: z.boolean().default(false),
+});
+
+export const configSchema = z.strictObject({
+  /** host:port the proxy listens on. */
+  listen: hostPort.default('127.0.0.1:6432'),
+  upstream: upstreamSchema.default({ connect_timeout_ms: 10_000 }),
+  databases: z.record(z.string().min(1), databaseMapSchema).default({}),
+  tls: tlsSchema.optional(),
+  limits: limitsSchema.default({
+    max_message_bytes: 64 * 1024 * 1024,
+    max_startup_bytes: 10_000,
+    max_client_connections: 1000,
+    startup_timeout_ms: 60_000,
+  }),
+  log: logSchema.default({ level: 'info', pretty: false }),
+  /** On SIGTERM/SIGINT: stop accepting, let sessions finish this long, then close them. */
+  shutdown_timeout_ms: z.number().int().min(0).default(30_000),
+  /** Label of this proxy's environment (e.g. production); policies can match on it. */
+  environment: z.string().min(1).default('default'),
+  /** Name of this proxy instance (audit chain id); default: hostname and pid. */
+  instance: z.string().min(1).optional(),
+});
+
+export type Config = z.infer<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+export type DatabaseMapping = z.infer<typeof databaseMapSchema>;

@@ -1,0 +1,59 @@
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, expect, inject } from 'vitest';
+import { ADMIN_DATABASE_URL } from './env.js';
+
+export const postgresAvailable = (): boolean => inject('postgresAvailable');
+export const redisAvailable = (): boolean => inject('redisAvailable');
+
+export interface TestDatabase {
+  /** Database name, unique to this test file and run. */
+  readonly name: string;
+  /** URL of the test database on the real server (direct, not through the proxy). */
+  readonly url: string;
+  /** Run SQL directly against the test database (bypassing pgairlock). */
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<pg.QueryResult<R>>;
+}
+
+export function urlWithDatabase(url: string, database: string): string {
+  const u = new URL(url);
+  u.pathname = `/${encodeURIComponent(database)}`;
+  return u.toString();
+}
+
+export async function adminQuery(sql: string, params?: unknown[]): Promise<pg.QueryResult> {
+  const c = new pg.Client({ connectionString: ADMIN_DATABASE_URL });
+  await c.connect();
+  try { return await c.query(sql, params); } finally { await c.end(); }
+}
+
+/**
+ * Gives the calling test file its own freshly created database, dropped (with FORCE) after the file.
+ * Call at the top level of a test file (it registers beforeAll/afterAll).
+ */
+export function useTestDatabase(label = 't'): TestDatabase {
+  const file = path.basename(expect.getState().testPath ?? label).replace(/\.test\.ts$/, '').replace(/[^a-z0-9]/gi, '_').toLowerCase();
+  const name = `pgairlock_${file}_${randomBytes(4).toString('hex')}`.slice(0, 63);
+  const url = urlWithDatabase(ADMIN_DATABASE_URL, name);
+  let client: pg.Client | undefined;
+  beforeAll(async () => {
+    if (!postgresAvailable()) return;
+    await adminQuery(`CREATE DATABASE "${name}"`);
+    client = new pg.Client({ connectionString: url });
+    await client.connect();
+  });
+  afterAll(async () => {
+    if (!postgresAvailable()) return;
+    await client?.end().catch(() => undefined);
+    await adminQuery(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+  });
+  return {
+    name,
+    url,
+    query: <R extends pg.QueryResultRow>(sql: string, params?: unknown[]) => {
+      if (!client) throw new Error('test database not ready (is PostgreSQL running?)');
+      return client.query<R>(sql, params);
+    },
+  };
+}
