@@ -74,6 +74,34 @@ export const configSchema = z.strictObject({
   environment: z.string().min(1).default('default'),
   /** Name of this proxy instance (audit chain id); default: hostname and pid. */
   instance: z.string().min(1).optional(),
+  /** Audit trail (governance/audit, docs/audit.md; keys documented in docs/configuration.md "audit"). */
+  audit: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** Control database; default: upstream.url with database `postgres`. */
+      database_url: z.string().url().optional(),
+      /** Create/upgrade schema `pgairlock` at start-up; false: only check it is current. */
+      migrate: z.boolean().default(true),
+      /** Store SQL with constants replaced by $n (libpg_query normalize). */
+      redact_literals: z.boolean().default(false),
+      connect_timeout_ms: z.number().int().positive().default(2_000),
+      /** Bound on one write (and on the pg_current_wal_lsn() call) before a change is refused. */
+      write_timeout_ms: z.number().int().positive().default(2_000),
+      on_store_failure_for_reads: z.enum(['serve', 'refuse']).default('serve'),
+      reads: z
+        .strictObject({
+          group_commit_ms: z.number().int().min(0).max(10_000).default(10),
+          max_batch: z.number().int().min(1).max(10_000).default(500),
+          aggregate: z.boolean().default(false),
+          aggregate_interval_ms: z.number().int().min(100).default(10_000),
+        })
+        .prefault({}),
+      /** Records waiting for a write; beyond it reads are dropped (counted) and changes refused. */
+      max_queue: z.number().int().min(100).default(100_000),
+      /** Also log every committed record as one pino line (msg "audit record"). */
+      mirror_to_log: z.boolean().default(false),
+    })
+    .prefault({}),
 });
 
 export type Config = z.infer<typeof configSchema>;
