@@ -1,3 +1,54 @@
-export async function runStart(_opts: { config?: string }): Promise<void> {
-  throw new Error('the proxy is being built in this commit series');
+import { loadConfig } from '../governance/config/load.js';
+import { createLogger } from '../proxy/logger.js';
+import { startProxy } from '../proxy/server.js';
+import { startEmbeddedPostgres, type EmbeddedServer } from './embedded.js';
+
+/**
+ * `pgairlock start`: load config, start an embedded PostgreSQL when no upstream is configured,
+ * run the proxy, and shut everything down cleanly on SIGINT/SIGTERM.
+ */
+export async function runStart(opts: { config?: string }): Promise<void> {
+  const { config, source } = loadConfig({ path: opts.config });
+  const log = createLogger(config.log);
+  log.info({ config: source }, 'configuration loaded');
+
+  let embedded: EmbeddedServer | undefined;
+  if (!config.upstream.url) {
+    log.info('no upstream configured (DATABASE_URL or upstream.url): starting an embedded PostgreSQL');
+    embedded = await startEmbeddedPostgres(log);
+    config.upstream.url = embedded.url;
+  }
+
+  let proxy;
+  try {
+    proxy = await startProxy(config, log);
+  } catch (err) {
+    await embedded?.stop();
+    throw err;
+  }
+  const { host, port } = proxy.address;
+  const user = embedded ? `postgres:${encodeURIComponent(embedded.password)}` : '<user>';
+  const db = embedded ? 'postgres' : '<database>';
+  process.stdout.write(
+    `pgairlock is listening on ${host}:${port}${embedded ? ' (embedded PostgreSQL upstream)' : ''}\n` +
+      `connect with: psql "postgres://${user}@${host}:${port}/${db}"\n`,
+  );
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    log.info({ signal }, 'stopping');
+    void (async () => {
+      await proxy.shutdown();
+      await embedded?.stop();
+      process.stdout.write('pgairlock stopped\n');
+      process.exit(0);
+    })();
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
 }
