@@ -102,6 +102,43 @@ export const configSchema = z.strictObject({
       mirror_to_log: z.boolean().default(false),
     })
     .prefault({}),
+  /** Change requests and separation of duties (governance/approvals, docs/approvals.md; keys in docs/configuration.md "approvals"). */
+  approvals: z
+    .strictObject({
+      /** Lifetime of a change request, pending or approved; after it, it is expired and cannot run. */
+      expire_after_seconds: z.number().int().min(10).default(3_600),
+      /** How long a `wait`-mode statement stays pending before it is expired and the client gets an error. */
+      wait_timeout_seconds: z.number().int().min(1).default(300),
+      /** Refuse to run an approved change for a principal that approved it (implied by the no-self-approval rule; checked again). */
+      executor_must_differ_from_approver: z.boolean().default(false),
+      /** Approvals needed when the policy rule that holds a statement does not say. */
+      default_required: z
+        .strictObject({
+          count: z.number().int().min(1).max(10).default(1),
+          roles: z.array(z.string().min(1)).min(1).default(['dba']),
+        })
+        .prefault({}),
+      /** Decided requests stay readable (show, list, audit cross-check) this long after they expire. */
+      retention_seconds: z.number().int().min(0).default(7 * 24 * 3_600),
+      /** Statements longer than this are refused instead of held (they are stored and shown to approvers). */
+      max_sql_bytes: z.number().int().min(1_024).max(16 * 1024 * 1024).default(1024 * 1024),
+      /** Safety re-check of waiting statements in case a pub/sub wake-up was lost. */
+      recheck_interval_ms: z.number().int().min(100).default(5_000),
+      /** How often a proxy sweeps open requests past their expiry to `expired`. */
+      expiry_sweep_interval_ms: z.number().int().min(100).default(10_000),
+    })
+    .prefault({}),
+  /** Redis for approvals and cross-replica wake-ups. REDIS_URL overrides url; without either, an in-process store. */
+  redis: z
+    .strictObject({
+      url: z.string().regex(/^rediss?:\/\//, 'expected redis://host:port or rediss://...').optional(),
+      /** Prefix of every key and channel; replicas sharing approvals must use the same one. */
+      key_prefix: z.string().min(1).default('pgairlock:'),
+      connect_timeout_ms: z.number().int().positive().default(2_000),
+      /** A Redis command without an answer within this fails (the statement needing it is refused). */
+      command_timeout_ms: z.number().int().positive().default(2_000),
+    })
+    .prefault({}),
 });
 
 export type Config = z.infer<typeof configSchema>;
