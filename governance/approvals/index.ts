@@ -1,0 +1,11 @@
+/** Public surface of governance/approvals (see docs/approvals.md). */
+export * from './errors.js';
+export * from './ids.js';
+export * from './model.js';
+export * from './sod.js';
+export type { ApprovalStore, CreateInput, ListFilter, OnChangeEvent, StoreOptions } from './store.js';
+export { MemoryApprovalStore } from './memory-store.js';
+export { RedisApprovalStore, type RedisStoreOptions } from './redis-store.js';
+export { ApprovalService, type ApprovalsConfig, type HoldInput } from './service.js';
+export { createApprovalService, createApprovalStore, redisUrlFrom, type FactoryOptions } from './factory.js';
+export { formatChange, formatChangeList } from './format.js';
