@@ -1,0 +1,138 @@
+/**
+ * Pure functions that turn what the proxy knows (session, facts, rules, decision) into stored record bodies.
+ */
+import { createHash } from 'node:crypto';
+import { fingerprintSync, normalizeSync } from 'libpg-query';
+import type { RelationName, StatementFacts } from '../../analyzer/types.js';
+import type {
+  DecisionBody, DecisionInput, FactsSummary, OutcomeInput, OutcomeSummary, SessionInfo, SessionStartBody,
+} from './types.js';
+
+const relName = (r: RelationName): string => (r.schema ? `${r.schema}.${r.name}` : r.name);
+
+function walk(f: StatementFacts, visit: (f: StatementFacts) => void): void {
+  visit(f);
+  for (const n of f.nested) walk(n, visit);
+  if (f.prepare) walk(f.prepare.inner, visit);
+}
+
+/**
+ * A change is anything that may alter data, schema, privileges or server state, or whose effect cannot be
+ * known from the text: such decisions are written ahead (committed before the statement is forwarded).
+ * Reads, transaction control and session settings are not changes. Unanalysable text counts as a change.
+ */
+export function isChange(facts: StatementFacts | null): boolean {
+  if (!facts) return true;
+  let change = false;
+  walk(facts, (f) => {
+    if (f.kind === 'write' || f.kind === 'ddl' || f.kind === 'dcl' || f.kind === 'utility') change = true;
+    if (f.destructive.length > 0 || f.opaque.length > 0 || f.privileged.length > 0) change = true;
+    if (f.execute) change = true; // EXECUTE of a prepared statement the session layer did not resolve
+  });
+  return change;
+}
+
+/** Every relation named by the statement and its nested statements, as written, without duplicates. */
+export function objectsOf(facts: StatementFacts | null): string[] {
+  if (!facts) return [];
+  const out = new Set<string>();
+  walk(facts, (f) => { for (const r of f.relations) out.add(relName(r.relation)); });
+  return [...out];
+}
+
+export function summarizeFacts(f: StatementFacts): FactsSummary {
+  return {
+    kind: f.kind,
+    node: f.node,
+    command_tag: f.commandTag,
+    relations: f.relations.map((r) => ({ name: relName(r.relation), role: r.role, ...(r.columns ? { columns: [...r.columns] } : {}) })),
+    functions: f.functions.map((fn) => (fn.schema ? `${fn.schema}.${fn.name}` : fn.name)),
+    locks: f.locks.map((l) => ({ relation: relName(l.relation), mode: l.mode, rewrite: l.rewrite, scan: l.scan, reason: l.reason })),
+    findings: f.findings.map((x) => ({ rule: x.rule, severity: x.severity, message: x.message })),
+    destructive: [...f.destructive],
+    opaque: [...f.opaque],
+    privileged: [...f.privileged],
+    ...(f.transaction ? { transaction: f.transaction } : {}),
+    // The setting's name only: its value may be a secret (e.g. SET password_encryption is harmless, a custom GUC may not be).
+    ...(f.setting ? { setting: f.setting.name } : {}),
+  };
+}
+
+/**
+ * Replaces every constant with $n using libpg_query's normalize (loadModule() must have run). Text that
+ * does not parse is not stored at all when redaction is on: only its length and a sha256 prefix.
+ */
+export function redactSql(sql: string): string {
+  try {
+    return normalizeSync(sql);
+  } catch {
+    const h = createHash('sha256').update(sql, 'utf8').digest('hex').slice(0, 16);
+    return `/* pgairlock: unparsable statement redacted (${Buffer.byteLength(sql, 'utf8')} bytes, sha256 ${h}...) */`;
+  }
+}
+
+export function fingerprintOf(sql: string, facts: StatementFacts | null): string | null {
+  if (facts?.fingerprint) return facts.fingerprint;
+  try { return fingerprintSync(sql); } catch { return null; }
+}
+
+export function sessionFields(s: SessionInfo): SessionStartBody {
+  return {
+    session_id: s.sessionId,
+    source: s.source ?? 'wire',
+    principal: s.principal.name,
+    roles: [...s.principal.roles],
+    database_user: s.databaseUser,
+    effective_role: s.effectiveRole ?? null,
+    application_name: s.applicationName ?? null,
+    client_address: s.clientAddress ?? null,
+    database: s.database,
+  };
+}
+
+export function decisionBody(
+  input: DecisionInput,
+  opts: { redact: boolean; writeAhead: boolean; walLsn: string | null },
+): DecisionBody {
+  const inverse = input.facts?.inverse ?? null;
+  return {
+    ...sessionFields(input.session),
+    sql: opts.redact ? redactSql(input.sql) : input.sql,
+    sql_redacted: opts.redact,
+    fingerprint: fingerprintOf(input.sql, input.facts),
+    facts: input.facts ? summarizeFacts(input.facts) : null,
+    objects: objectsOf(input.facts),
+    rules: input.rules.map((r) => ({ id: r.id, matched: r.matched, effect: r.effect ?? null, reason: r.reason })),
+    decision: {
+      effect: input.decision.effect,
+      reasons: [...input.decision.reasons],
+      message: input.decision.message ?? null,
+      ...(input.decision.mode ? { mode: input.decision.mode } : {}),
+      ...(input.decision.change_id ? { change_id: input.decision.change_id } : {}),
+    },
+    approvals: (input.approvals ?? []).map((a) => ({
+      approver: a.approver, at: a.at, comment: a.comment ?? null,
+      ...(a.roles ? { roles: [...a.roles] } : {}), ...(a.change_id ? { change_id: a.change_id } : {}),
+    })),
+    write_ahead: opts.writeAhead,
+    wal_lsn: opts.walLsn,
+    catalog_version_before: input.catalogVersionBefore ?? null,
+    inverse: inverse && opts.redact ? redactSql(inverse) : inverse,
+  };
+}
+
+export function outcomeSummary(o: OutcomeInput): OutcomeSummary {
+  return {
+    status: o.status,
+    command_tag: o.commandTag ?? null,
+    rows: o.rows ?? null,
+    duration_ms: o.durationMs ?? null,
+    sqlstate: o.sqlstate ?? null,
+    message: o.message ?? null,
+  };
+}
+
+/** Key under which reads are aggregated: same principal, database and statement shape. */
+export function aggregateKey(principal: string, database: string, fingerprint: string | null, sql: string): string {
+  return JSON.stringify([principal, database, fingerprint ?? `sql:${createHash('sha256').update(sql).digest('hex')}`]);
+}

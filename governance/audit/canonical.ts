@@ -1,0 +1,98 @@
+import { createHash } from 'node:crypto';
+import type { Json } from './types.js';
+
+/**
+ * Canonical JSON for the hash chain (spec in docs/audit.md, "Chain format"). It is the JSON Canonicalization
+ * Scheme (RFC 8785) restricted to what the log stores: object members sorted by key (UTF-16 code units),
+ * no whitespace, strings escaped as JSON.stringify does, numbers as ECMAScript Number::toString, members
+ * whose value is undefined omitted. Never change this function: every stored hash depends on it.
+ */
+export function canonicalJson(value: unknown): string {
+  if (value === null) return 'null';
+  switch (typeof value) {
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'number':
+      if (!Number.isFinite(value)) throw new TypeError(`canonicalJson: non-finite number ${value}`);
+      return JSON.stringify(value);
+    case 'string':
+      return JSON.stringify(value);
+    case 'object': {
+      if (Array.isArray(value)) return `[${value.map((v) => (v === undefined ? 'null' : canonicalJson(v))).join(',')}]`;
+      const obj = value as Record<string, unknown>;
+      const keys = Object.keys(obj).filter((k) => obj[k] !== undefined).sort();
+      return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(',')}}`;
+    }
+    default:
+      throw new TypeError(`canonicalJson: cannot serialise a ${typeof value}`);
+  }
+}
+
+/**
+ * Makes a value storable in jsonb and stable through a store/load round trip: drops undefined members,
+ * replaces NUL (jsonb rejects \u0000) and lone surrogates (jsonb rejects them) with U+FFFD, and turns
+ * non-finite numbers into null. The result is what gets hashed AND stored, so verify recomputes the same hash.
+ */
+export function sanitize(value: unknown): Json {
+  if (value === null || value === undefined) return null;
+  switch (typeof value) {
+    case 'boolean':
+      return value;
+    case 'number':
+      return Number.isFinite(value) ? (Object.is(value, -0) ? 0 : value) : null;
+    case 'bigint':
+      return value.toString();
+    case 'string':
+      return wellFormed(value);
+    case 'object': {
+      if (Array.isArray(value)) return value.map((v) => sanitize(v));
+      if (value instanceof Date) return value.toISOString();
+      const out: Record<string, Json> = {};
+      for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+        if (v === undefined || typeof v === 'function') continue;
+        out[sanitize(k) as string] = sanitize(v);
+      }
+      return out;
+    }
+    default:
+      return null;
+  }
+}
+
+/** Replaces lone UTF-16 surrogates and NUL with U+FFFD (what String#toWellFormed does, plus NUL). */
+function wellFormed(s: string): string {
+  let out: string[] | undefined;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    let bad = c === 0;
+    if (c >= 0xd800 && c <= 0xdbff) {
+      const n = i + 1 < s.length ? s.charCodeAt(i + 1) : 0;
+      if (n >= 0xdc00 && n <= 0xdfff) { out?.push(s[i]!, s[i + 1]!); i++; continue; }
+      bad = true;
+    } else if (c >= 0xdc00 && c <= 0xdfff) {
+      bad = true;
+    }
+    if (bad) { out ??= [s.slice(0, i)]; out.push('\uFFFD'); } else out?.push(s[i]!);
+  }
+  return out ? out.join('') : s;
+}
+
+export const GENESIS_HASH = '0'.repeat(64);
+export const CHAIN_FORMAT_VERSION = 1;
+
+/** The part of a record the hash covers: everything but the hash itself. */
+export interface HashedEnvelope {
+  readonly id: string;
+  readonly instance: string;
+  readonly seq: number;
+  readonly time: string;
+  readonly kind: string;
+  readonly prev_hash: string;
+  readonly body: Json;
+}
+
+/** sha256 (lowercase hex) of the canonical JSON of {v, id, instance, seq, time, kind, prev_hash, body}. */
+export function recordHash(env: HashedEnvelope): string {
+  const canonical = canonicalJson({ v: CHAIN_FORMAT_VERSION, ...env });
+  return createHash('sha256').update(canonical, 'utf8').digest('hex');
+}

@@ -1,0 +1,564 @@
+/**
+ * AuditLog: the writer the proxy (and MCP) call for every governed statement and event.
+ *
+ * - One hash chain per instance. Appends are serialised in this process (one queue, one writer connection,
+ *   one multi-row INSERT per batch); the database enforces UNIQUE (instance, seq); a session-level advisory
+ *   lock keeps a second live process from writing the same chain.
+ * - Changes are write-ahead: recordDecision resolves only once the record is committed, and rejects with
+ *   AuditUnavailableError (SQLSTATE 58000) within connect_timeout_ms + write_timeout_ms when it cannot be.
+ * - Reads are group-committed (and optionally aggregated per fingerprint per interval); whether a read waits
+ *   for its record depends on on_store_failure_for_reads.
+ */
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { loadModule } from 'libpg-query';
+import pg from 'pg';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { configSchema } from '../config/schema.js';
+import { aggregateKey, decisionBody, fingerprintOf, isChange, objectsOf, outcomeSummary, redactSql, sessionFields } from './build.js';
+import { recordHash, sanitize } from './canonical.js';
+import type { AuditConfig } from './control.js';
+import { AuditInstanceInUseError, AuditUnavailableError } from './errors.js';
+import { auditMetrics, type AuditMetrics } from './metrics.js';
+import { currentVersion, LATEST_VERSION, migrate } from './migrations.js';
+import type {
+  ApprovalBody, ApprovalEventInput, DecisionInput, DecisionReceipt, DriftBody, DriftEventInput, Json, OutcomeBody,
+  OutcomeInput, ReadAggregateBody, RecordKind, SessionEndBody, SessionInfo,
+} from './types.js';
+
+/** Advisory lock class for "this process writes chain X" (second key: hashtext(instance)); ASCII "pgai". */
+export const INSTANCE_LOCK_CLASS = 0x70676169;
+
+export interface AuditLogOptions {
+  /** Control database URL (see controlDatabaseUrl()). */
+  readonly databaseUrl: string;
+  /** This proxy instance's chain name; must be unique among live processes. */
+  readonly instance: string;
+  /** The `audit` config section (parsed); partial input is completed with the defaults. */
+  readonly config?: Partial<AuditConfig>;
+  readonly logger?: Logger;
+  readonly registry?: Registry;
+}
+
+export interface OrphanRecovery {
+  readonly decisionId: string;
+  readonly instance: string;
+  readonly seq: number;
+  readonly objectsExist: Record<string, boolean | null>;
+}
+
+export interface RecoverOptions {
+  /** Tells whether an object named in a decision exists now (null: unknown). Called with a bounded timeout. */
+  readonly objectExists?: (database: string, object: string) => Promise<boolean | null>;
+  /** At most this many orphans per call (default 10,000). */
+  readonly limit?: number;
+}
+
+type ItemClass = 'change' | 'read' | 'event';
+
+interface Item {
+  readonly id: string;
+  readonly time: string;
+  readonly kind: RecordKind;
+  readonly body: Json;
+  readonly cls: ItemClass;
+  /** Present when the caller awaits the commit: failure rejects it instead of counting a gap. */
+  readonly waiter?: { resolve: () => void; reject: (e: unknown) => void };
+}
+
+interface Head { seq: number; hash: string }
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+interface Bucket {
+  id: string;
+  body: Mutable<Omit<ReadAggregateBody, 'outcomes' | 'session_ids' | 'application_names'>> & {
+    session_ids: string[]; application_names: string[];
+    outcomes: { ok: number; error: number; rows: number; duration_ms_total: number; duration_ms_max: number; sqlstates: Record<string, number> };
+  };
+  sessions: Set<string>;
+}
+
+const INSERT_SQL = `INSERT INTO pgairlock.audit_log (id, instance, seq, time, kind, prev_hash, hash, body)
+  SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::timestamptz[], $5::text[], $6::text[], $7::text[], $8::jsonb[])`;
+
+export function auditConfig(partial: Partial<AuditConfig> = {}): AuditConfig {
+  return configSchema.shape.audit.parse(partial);
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => { t = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms); });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(t));
+}
+
+export class AuditLog {
+  readonly instance: string;
+  readonly config: AuditConfig;
+  private readonly writePool: pg.Pool;
+  private readonly readPool: pg.Pool;
+  private readonly metrics: AuditMetrics;
+  private readonly logger: Logger | undefined;
+  private lockClient: pg.Client | undefined;
+  private lockRetry: NodeJS.Timeout | undefined;
+  private head: Head | undefined;
+  /** Head when this process opened the chain: its own records up to here may be orphans of a previous run. */
+  private openHeadSeq = 0;
+  private queue: Item[] = [];
+  private loop: Promise<void> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private healthy = true;
+  private lastError: string | undefined;
+  private probe: NodeJS.Timeout | undefined;
+  private buckets = new Map<string, Bucket>();
+  private previousBuckets = new Map<string, Bucket>();
+  private aggTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  private constructor(opts: AuditLogOptions, private readonly url: string) {
+    this.instance = opts.instance;
+    this.config = auditConfig(opts.config);
+    this.logger = opts.logger;
+    this.metrics = auditMetrics(opts.registry);
+    const base: pg.PoolConfig = {
+      connectionString: url,
+      connectionTimeoutMillis: this.config.connect_timeout_ms,
+      query_timeout: this.config.write_timeout_ms,
+      application_name: `pgairlock-audit:${opts.instance}`.slice(0, 63),
+      // Durability of write-ahead records must not depend on the server's default.
+      options: `-c synchronous_commit=on -c statement_timeout=${this.config.write_timeout_ms}`,
+    };
+    this.writePool = new pg.Pool({ ...base, max: 1 });
+    this.readPool = new pg.Pool({ ...base, max: 2, query_timeout: 60_000, options: '-c statement_timeout=60000' });
+    // An idle connection killed by a server restart must not crash the process.
+    for (const p of [this.writePool, this.readPool]) p.on('error', (err) => this.noteFailure(err));
+  }
+
+  /** Loads the SQL parser, migrates (or checks) the schema, takes the instance lock and loads the chain head. */
+  static async open(opts: AuditLogOptions): Promise<AuditLog> {
+    await loadModule();
+    const log = new AuditLog(opts, opts.databaseUrl);
+    try {
+      const c = await log.readPool.connect();
+      try {
+        if (log.config.migrate) {
+          await migrate(c);
+        } else {
+          const v = await currentVersion(c);
+          if (v < LATEST_VERSION) {
+            throw new Error(`audit schema is at version ${v}, this pgairlock needs ${LATEST_VERSION}: run \`pgairlock audit migrate\` as the schema owner, or set audit.migrate: true`);
+          }
+        }
+      } finally { c.release(); }
+      await log.acquireInstanceLock(true);
+      log.head = await log.loadHead();
+      log.openHeadSeq = log.head.seq;
+      if (log.config.reads.aggregate) {
+        log.aggTimer = setInterval(() => log.flushAggregates(), log.config.reads.aggregate_interval_ms);
+        log.aggTimer.unref();
+      }
+      return log;
+    } catch (err) {
+      await log.shutdownConnections();
+      throw err;
+    }
+  }
+
+  // ---------------------------------------------------------------- public API
+
+  /**
+   * Records one policy decision. For a change (isChange(facts), or input.change) the record is committed
+   * before this resolves, after asking input.walLsn() for the upstream WAL position when the statement is
+   * allowed; it rejects with AuditUnavailableError (SQLSTATE 58000) if the store cannot be written, and the
+   * caller must then refuse the statement. Reads resolve at once under `serve` (a failed write is counted in
+   * pgairlock_audit_records_lost_total and logged) and after the commit under `refuse`.
+   */
+  async recordDecision(input: DecisionInput): Promise<DecisionReceipt> {
+    const change = input.change ?? isChange(input.facts);
+    const time = new Date().toISOString();
+    if (change) {
+      let walLsn: string | null = null;
+      if (input.decision.effect === 'allow' && input.walLsn) {
+        try {
+          walLsn = await withTimeout(input.walLsn(), this.config.write_timeout_ms, 'pg_current_wal_lsn()');
+        } catch (err) {
+          this.logger?.warn({ err }, 'audit: could not read the upstream WAL position; recording wal_lsn null');
+        }
+      }
+      const id = randomUUID();
+      const body = decisionBody(input, { redact: this.config.redact_literals, writeAhead: true, walLsn });
+      try {
+        await this.append(id, time, 'decision', body, 'change');
+      } catch (err) {
+        this.metrics.refused.inc({ class: 'change' });
+        throw err;
+      }
+      return { id, committed: true, change: true };
+    }
+
+    const refuse = this.config.on_store_failure_for_reads === 'refuse';
+    if (this.config.reads.aggregate && input.decision.effect === 'allow') {
+      if (refuse && !this.healthy) {
+        this.metrics.refused.inc({ class: 'read' });
+        throw new AuditUnavailableError('read', new Error(this.lastError ?? 'audit store unavailable'));
+      }
+      return this.aggregate(input, time);
+    }
+    const id = randomUUID();
+    const body = decisionBody(input, { redact: this.config.redact_literals, writeAhead: false, walLsn: null });
+    if (refuse) {
+      try {
+        await this.append(id, time, 'decision', body, 'read');
+      } catch (err) {
+        this.metrics.refused.inc({ class: 'read' });
+        throw err;
+      }
+      return { id, committed: true, change: false };
+    }
+    this.enqueue({ id, time, kind: 'decision', body: sanitize(body), cls: 'read' });
+    return { id, committed: false, change: false };
+  }
+
+  /** Records how a forwarded statement ended. Never blocks the caller; group-committed. */
+  recordOutcome(receipt: DecisionReceipt, outcome: OutcomeInput, session?: SessionInfo): void {
+    if (receipt.aggregateKey !== undefined) {
+      this.foldOutcome(receipt.aggregateKey, outcome);
+      return;
+    }
+    const body: OutcomeBody = {
+      decision_id: receipt.id,
+      session_id: session?.sessionId ?? '',
+      principal: session?.principal.name ?? '',
+      outcome: outcomeSummary(outcome),
+      catalog_version_after: outcome.catalogVersionAfter ?? null,
+    };
+    this.enqueue({ id: randomUUID(), time: new Date().toISOString(), kind: 'outcome', body: sanitize(body), cls: 'read' });
+  }
+
+  recordSessionStart(session: SessionInfo): void {
+    this.enqueue({ id: randomUUID(), time: new Date().toISOString(), kind: 'session_start', body: sanitize(sessionFields(session)), cls: 'read' });
+  }
+
+  recordSessionEnd(session: SessionInfo, info: { reason: string; durationMs?: number | null; statements?: number | null }): void {
+    const body: SessionEndBody = { ...sessionFields(session), reason: info.reason, duration_ms: info.durationMs ?? null, statements: info.statements ?? null };
+    this.enqueue({ id: randomUUID(), time: new Date().toISOString(), kind: 'session_end', body: sanitize(body), cls: 'read' });
+  }
+
+  /** Approval events are committed before this resolves (rejects with AuditUnavailableError otherwise). */
+  async recordApprovalEvent(ev: ApprovalEventInput): Promise<string> {
+    const body: ApprovalBody = {
+      event: ev.event, change_id: ev.changeId, principal: ev.actor.name, roles: [...ev.actor.roles], comment: ev.comment ?? null,
+      decision_id: ev.decisionId ?? null, fingerprint: ev.fingerprint ?? null, sql_hash: ev.sqlHash ?? null,
+      database: ev.database ?? null, detail: ev.detail ?? null,
+    };
+    const id = randomUUID();
+    await this.append(id, new Date().toISOString(), 'approval', body, 'event');
+    return id;
+  }
+
+  recordDrift(ev: DriftEventInput): string {
+    const body: DriftBody = {
+      database: ev.database, object: ev.object, expected_version: ev.expectedVersion ?? null, actual_version: ev.actualVersion ?? null,
+      detail: ev.detail, session_id: ev.sessionId ?? null, principal: ev.principal?.name ?? null,
+    };
+    const id = randomUUID();
+    this.enqueue({ id, time: new Date().toISOString(), kind: 'drift', body: sanitize(body), cls: 'read' });
+    return id;
+  }
+
+  /**
+   * After a crash: finds allowed, written-ahead decisions that have no outcome and records outcome 'unknown'
+   * for each, noting whether the objects they name exist now. Only chains whose writer is gone are touched:
+   * this process's own chain up to where it was opened, and other instances whose advisory lock is free.
+   */
+  async recoverOrphans(opts: RecoverOptions = {}): Promise<{ recovered: OrphanRecovery[]; skippedLiveInstances: string[] }> {
+    const limit = opts.limit ?? 10_000;
+    const c = await this.readPool.connect();
+    const recovered: OrphanRecovery[] = [];
+    const skipped: string[] = [];
+    try {
+      const found = await c.query<{ id: string; instance: string; seq: string; body: { database?: string; objects?: string[] } }>(
+        `SELECT d.id, d.instance, d.seq, d.body FROM pgairlock.audit_log d
+          WHERE d.kind = 'decision' AND d.write_ahead AND d.effect = 'allow'
+            AND NOT EXISTS (SELECT 1 FROM pgairlock.audit_log o WHERE o.decision_id = d.id AND o.kind = 'outcome')
+          ORDER BY d.instance, d.seq LIMIT $1`, [limit]);
+      const byInstance = new Map<string, typeof found.rows>();
+      for (const r of found.rows) byInstance.set(r.instance, [...(byInstance.get(r.instance) ?? []), r]);
+      for (const [instance, rows] of byInstance) {
+        const own = instance === this.instance;
+        if (!own) {
+          const got = await c.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok', [INSTANCE_LOCK_CLASS, instance]);
+          if (!got.rows[0]?.ok) { skipped.push(instance); continue; }
+        }
+        try {
+          for (const r of rows) {
+            if (own && Number(r.seq) > this.openHeadSeq) continue; // in flight in this very process
+            const objectsExist: Record<string, boolean | null> = {};
+            for (const o of r.body.objects ?? []) {
+              objectsExist[o] = opts.objectExists && r.body.database
+                ? await withTimeout(opts.objectExists(r.body.database, o), this.config.write_timeout_ms, 'objectExists').catch(() => null)
+                : null;
+            }
+            const body: OutcomeBody = {
+              decision_id: r.id, session_id: (r.body as { session_id?: string }).session_id ?? '', principal: (r.body as { principal?: string }).principal ?? '',
+              outcome: { status: 'unknown', command_tag: null, rows: null, duration_ms: null, sqlstate: null,
+                message: 'pgairlock stopped before the server answered (crash or kill); whether the statement ran is unknown' },
+              catalog_version_after: null,
+              recovered: { from_instance: instance, by_instance: this.instance, objects_exist: objectsExist },
+            };
+            await this.append(randomUUID(), new Date().toISOString(), 'outcome', body, 'event');
+            recovered.push({ decisionId: r.id, instance, seq: Number(r.seq), objectsExist });
+          }
+        } finally {
+          if (!own) await c.query('SELECT pg_advisory_unlock($1, hashtext($2))', [INSTANCE_LOCK_CLASS, instance]);
+        }
+      }
+    } finally {
+      c.release();
+    }
+    if (recovered.length > 0) this.logger?.warn({ count: recovered.length }, 'audit: recorded outcome unknown for decisions orphaned by a crash');
+    return { recovered, skippedLiveInstances: skipped };
+  }
+
+  /** Writes everything queued (and, with aggregates: true, the open read aggregates) and waits for it. */
+  async flush(opts: { aggregates?: boolean } = {}): Promise<void> {
+    if (opts.aggregates) this.flushAggregates();
+    if (this.timer) { clearTimeout(this.timer); this.timer = undefined; }
+    for (let i = 0; i < 1000 && (this.queue.length > 0 || this.loop); i++) await this.runLoop();
+  }
+
+  /** Store health as last seen by a write or probe. */
+  health(): { healthy: boolean; lastError?: string; queued: number; head: Head | null } {
+    return { healthy: this.healthy, ...(this.lastError ? { lastError: this.lastError } : {}), queued: this.queue.length, head: this.head ? { ...this.head } : null };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.flush({ aggregates: true }).catch(() => undefined);
+    this.closed = true;
+    if (this.aggTimer) clearInterval(this.aggTimer);
+    if (this.probe) clearInterval(this.probe);
+    await this.shutdownConnections();
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private async shutdownConnections(): Promise<void> {
+    if (this.lockRetry) clearInterval(this.lockRetry);
+    if (this.timer) clearTimeout(this.timer);
+    const lc = this.lockClient;
+    this.lockClient = undefined;
+    await lc?.end().catch(() => undefined);
+    await Promise.all([this.writePool.end().catch(() => undefined), this.readPool.end().catch(() => undefined)]);
+  }
+
+  private async acquireInstanceLock(first: boolean): Promise<void> {
+    const c = new pg.Client({ connectionString: this.url, connectionTimeoutMillis: this.config.connect_timeout_ms, application_name: `pgairlock-audit-lock:${this.instance}`.slice(0, 63) });
+    c.on('error', () => undefined);
+    await c.connect();
+    const r = await c.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok', [INSTANCE_LOCK_CLASS, this.instance]);
+    if (!r.rows[0]?.ok) {
+      await c.end().catch(() => undefined);
+      if (first) throw new AuditInstanceInUseError(this.instance);
+      throw new Error(`audit chain ${this.instance} was taken over by another process while the control database was unreachable`);
+    }
+    // Losing the connection loses the lock: take it again when the store is back.
+    c.on('end', () => {
+      if (this.closed || this.lockClient !== c) return;
+      this.lockClient = undefined;
+      this.logger?.warn({ instance: this.instance }, 'audit: lost the instance lock connection; retrying');
+      this.lockRetry ??= setInterval(() => {
+        this.acquireInstanceLock(false).then(() => {
+          if (this.lockRetry) clearInterval(this.lockRetry);
+          this.lockRetry = undefined;
+        }, (err) => { this.logger?.debug({ err }, 'audit: instance lock not yet re-acquired'); });
+      }, 2_000);
+      this.lockRetry.unref();
+    });
+    this.lockClient = c;
+  }
+
+  private async loadHead(): Promise<Head> {
+    const r = await this.writePool.query<{ seq: string; hash: string }>(
+      'SELECT seq, hash FROM pgairlock.audit_log WHERE instance = $1 ORDER BY seq DESC LIMIT 1', [this.instance]);
+    const row = r.rows[0];
+    return row ? { seq: Number(row.seq), hash: row.hash } : { seq: 0, hash: '0'.repeat(64) };
+  }
+
+  /** Enqueues a record and waits for its commit; rejects with AuditUnavailableError. */
+  private append(id: string, time: string, kind: RecordKind, body: unknown, cls: ItemClass): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.enqueue({ id, time, kind, body: sanitize(body), cls, waiter: { resolve, reject } });
+    });
+  }
+
+  private enqueue(item: Item): void {
+    if (this.closed) {
+      const err = new Error('the audit log is closed');
+      if (item.waiter) item.waiter.reject(new AuditUnavailableError(item.cls, err)); else this.lost(item.kind, 'closed', 1);
+      return;
+    }
+    if (this.queue.length >= this.config.max_queue) {
+      const err = new Error(`audit queue full (${this.config.max_queue} records waiting)`);
+      if (item.waiter) item.waiter.reject(new AuditUnavailableError(item.cls, err)); else this.lost(item.kind, 'queue_full', 1);
+      return;
+    }
+    this.queue.push(item);
+    if (item.waiter || this.queue.length >= this.config.reads.max_batch || this.config.reads.group_commit_ms === 0) {
+      if (this.timer) { clearTimeout(this.timer); this.timer = undefined; }
+      void this.runLoop();
+    } else if (!this.timer && !this.loop) {
+      this.timer = setTimeout(() => { this.timer = undefined; void this.runLoop(); }, this.config.reads.group_commit_ms);
+    }
+  }
+
+  /** The single writer: takes batches off the queue in order until it is empty. */
+  private runLoop(): Promise<void> {
+    this.loop ??= (async () => {
+      try {
+        while (this.queue.length > 0) {
+          const batch = this.queue.splice(0, this.config.reads.max_batch);
+          await this.writeBatch(batch);
+        }
+      } finally {
+        this.loop = undefined;
+      }
+    })();
+    return this.loop;
+  }
+
+  private async writeBatch(batch: Item[]): Promise<void> {
+    const started = performance.now();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        this.head ??= await this.loadHead();
+        let { seq, hash } = this.head;
+        const cols: [string[], string[], number[], string[], string[], string[], string[], string[]] = [[], [], [], [], [], [], [], []];
+        for (const it of batch) {
+          const prev = hash;
+          seq += 1;
+          hash = recordHash({ id: it.id, instance: this.instance, seq, time: it.time, kind: it.kind, prev_hash: prev, body: it.body });
+          cols[0].push(it.id); cols[1].push(this.instance); cols[2].push(seq); cols[3].push(it.time);
+          cols[4].push(it.kind); cols[5].push(prev); cols[6].push(hash); cols[7].push(JSON.stringify(it.body));
+        }
+        await this.writePool.query({ name: 'pgairlock_audit_insert', text: INSERT_SQL, values: cols });
+        this.head = { seq, hash };
+        this.markHealthy();
+        this.metrics.flushSeconds.observe((performance.now() - started) / 1000);
+        for (const it of batch) {
+          this.metrics.written.inc({ kind: it.kind });
+          it.waiter?.resolve();
+        }
+        if (this.config.mirror_to_log && this.logger) this.mirror(batch, seq - batch.length);
+        return;
+      } catch (err) {
+        // The head is unknown now (the insert may even have committed before the error): reload next time.
+        this.head = undefined;
+        if (attempt === 0 && (err as { code?: string }).code === '23505') continue;
+        this.metrics.writeFailures.inc();
+        this.noteFailure(err);
+        let gaps = 0;
+        for (const it of batch) {
+          if (it.waiter) it.waiter.reject(new AuditUnavailableError(it.cls, err));
+          else { gaps++; this.metrics.lost.inc({ kind: it.kind, reason: 'store_error' }); }
+        }
+        this.logger?.error({ err, records: batch.length, lost: gaps, instance: this.instance },
+          'audit: could not write to the audit store; changes are refused, unaudited records counted in pgairlock_audit_records_lost_total');
+        return;
+      }
+    }
+  }
+
+  private mirror(batch: Item[], firstSeqMinusOne: number): void {
+    batch.forEach((it, i) => {
+      this.logger?.info({ audit: { id: it.id, instance: this.instance, seq: firstSeqMinusOne + i + 1, time: it.time, kind: it.kind, body: it.body } }, 'audit record');
+    });
+  }
+
+  private lost(kind: RecordKind, reason: string, n: number): void {
+    this.metrics.lost.inc({ kind, reason }, n);
+    this.logger?.error({ kind, reason, n }, 'audit: record lost');
+  }
+
+  private noteFailure(err: unknown): void {
+    this.healthy = false;
+    this.lastError = err instanceof Error ? err.message : String(err);
+    if (this.probe || this.closed) return;
+    // Without traffic nobody would notice the store coming back (reads may all be refused): probe it.
+    this.probe = setInterval(() => {
+      this.writePool.query('SELECT 1').then(() => this.markHealthy(), () => undefined);
+    }, 1_000);
+    this.probe.unref();
+  }
+
+  private markHealthy(): void {
+    this.healthy = true;
+    this.lastError = undefined;
+    if (this.probe) { clearInterval(this.probe); this.probe = undefined; }
+  }
+
+  private aggregate(input: DecisionInput, time: string): DecisionReceipt {
+    const s = input.session;
+    const fp = fingerprintOf(input.sql, input.facts);
+    const key = aggregateKey(s.principal.name, s.database, fp, input.sql);
+    let b = this.buckets.get(key);
+    if (!b) {
+      b = {
+        id: randomUUID(),
+        sessions: new Set(),
+        body: {
+          principal: s.principal.name, roles: [...s.principal.roles], database: s.database, database_user: s.databaseUser,
+          fingerprint: fp, sample_sql: this.config.redact_literals ? redactSql(input.sql) : input.sql, sql_redacted: this.config.redact_literals,
+          objects: objectsOf(input.facts),
+          decision: { effect: input.decision.effect, reasons: [...input.decision.reasons], message: input.decision.message ?? null },
+          first_time: time, last_time: time, count: 0, session_ids: [], sessions_total: 0, application_names: [],
+          outcomes: { ok: 0, error: 0, rows: 0, duration_ms_total: 0, duration_ms_max: 0, sqlstates: {} },
+        },
+      };
+      this.buckets.set(key, b);
+    }
+    b.body.count++;
+    b.body.last_time = time;
+    if (!b.sessions.has(s.sessionId)) {
+      b.sessions.add(s.sessionId);
+      b.body.sessions_total = b.sessions.size;
+      if (b.body.session_ids.length < 20) b.body.session_ids.push(s.sessionId);
+    }
+    const app = s.applicationName ?? '';
+    if (app && !b.body.application_names.includes(app) && b.body.application_names.length < 20) b.body.application_names.push(app);
+    return { id: b.id, committed: false, change: false, aggregateKey: key };
+  }
+
+  private foldOutcome(key: string, o: OutcomeInput): void {
+    let b = this.buckets.get(key);
+    if (!b) {
+      // The read's aggregate was already written: count the outcome in the next interval's aggregate (count 0).
+      const prev = this.previousBuckets.get(key);
+      if (!prev) { this.lost('read_aggregate', 'late_outcome', 1); return; }
+      b = {
+        id: randomUUID(), sessions: new Set(),
+        body: {
+          ...prev.body, count: 0, session_ids: [], sessions_total: 0, application_names: [],
+          outcomes: { ok: 0, error: 0, rows: 0, duration_ms_total: 0, duration_ms_max: 0, sqlstates: {} },
+        },
+      };
+      this.buckets.set(key, b);
+    }
+    const out = b.body.outcomes;
+    if (o.status === 'ok') out.ok++; else out.error++;
+    out.rows += o.rows ?? 0;
+    const d = o.durationMs ?? 0;
+    out.duration_ms_total += d;
+    out.duration_ms_max = Math.max(out.duration_ms_max, d);
+    if (o.sqlstate) out.sqlstates[o.sqlstate] = (out.sqlstates[o.sqlstate] ?? 0) + 1;
+  }
+
+  private flushAggregates(): void {
+    this.previousBuckets = this.buckets;
+    this.buckets = new Map();
+    for (const b of this.previousBuckets.values()) {
+      this.enqueue({ id: b.id, time: b.body.last_time, kind: 'read_aggregate', body: sanitize(b.body), cls: 'read' });
+    }
+  }
+}
