@@ -1,0 +1,55 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { runCommand } from './pgbench.js';
+
+/** The benchmark's own database: created, filled by `pgbench -i`, dropped (WITH (FORCE)) at the end. */
+
+export interface AdminTarget {
+  /** postgres://user@host:port/db of the real server, for CREATE/DROP DATABASE. */
+  readonly adminUrl: string;
+}
+
+export function scratchName(): string {
+  return `pgairlock_bench_${randomBytes(4).toString('hex')}`;
+}
+
+/** Runs one statement on the admin URL with a bounded connect and statement time. */
+export async function adminQuery<R extends pg.QueryResultRow = pg.QueryResultRow>(adminUrl: string, sql: string, timeoutMs = 60_000): Promise<pg.QueryResult<R>> {
+  const client = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 10_000, query_timeout: timeoutMs });
+  await client.connect();
+  try {
+    return await client.query<R>(sql);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** Quotes an identifier the way PostgreSQL's quote_ident does. */
+export function quoteIdent(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+export async function createDatabase(adminUrl: string, name: string): Promise<void> {
+  await adminQuery(adminUrl, `CREATE DATABASE ${quoteIdent(name)}`);
+}
+
+export async function dropDatabase(adminUrl: string, name: string): Promise<void> {
+  await adminQuery(adminUrl, `DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`);
+}
+
+/** `pgbench -i -s <scale>` directly against the server (never through a target). */
+export async function initPgbench(
+  conn: { host: string; port: number; user: string; database: string },
+  scale: number,
+  timeoutMs: number,
+): Promise<void> {
+  const r = await runCommand(
+    'pgbench',
+    ['-i', '-q', '-s', String(scale), '-h', conn.host, '-p', String(conn.port), '-U', conn.user, conn.database],
+    { timeoutMs, env: { ...process.env, PGCONNECT_TIMEOUT: '10' } },
+  );
+  if (r.code !== 0) {
+    const why = r.timedOut ? `timed out after ${timeoutMs} ms` : `exit code ${r.code}`;
+    throw new Error(`pgbench -i -s ${scale} failed (${why}):\n${r.stderr.slice(-2000)}`);
+  }
+}
