@@ -1,5 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,6 +7,12 @@ import path from 'node:path';
 /** PostgreSQL server binaries of the machine (initdb, postgres, pg_ctl). */
 export function pgBinDir(): string {
   if (process.env.PGAIRLOCK_PG_BINDIR) return process.env.PGAIRLOCK_PG_BINDIR;
+  // Debian keeps server binaries per major version; pg_config may be absent (it ships with -dev packages).
+  const root = '/usr/lib/postgresql';
+  if (existsSync(root)) {
+    const versions = readdirSync(root).filter((v) => existsSync(path.join(root, v, 'bin', 'initdb'))).sort((a, b) => Number(b) - Number(a));
+    if (versions[0]) return path.join(root, versions[0], 'bin');
+  }
   return execFileSync('pg_config', ['--bindir'], { encoding: 'utf8' }).trim();
 }
 
