@@ -93,6 +93,8 @@ export interface HashedEnvelope {
 
 /** sha256 (lowercase hex) of the canonical JSON of {v, id, instance, seq, time, kind, prev_hash, body}. */
 export function recordHash(env: HashedEnvelope): string {
-  const canonical = canonicalJson({ v: CHAIN_FORMAT_VERSION, ...env });
+  const canonical = canonicalJson({
+    v: CHAIN_FORMAT_VERSION, id: env.id, instance: env.instance, seq: env.seq, time: env.time, kind: env.kind, prev_hash: env.prev_hash, body: env.body,
+  });
   return createHash('sha256').update(canonical, 'utf8').digest('hex');
 }

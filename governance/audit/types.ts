@@ -264,7 +264,7 @@ export interface ApprovalBody {
   readonly detail: Json;
 }
 
-export interface SessionStartBody extends SessionFields {}
+export type SessionStartBody = SessionFields;
 export interface SessionEndBody extends SessionFields {
   readonly reason: string;
   readonly duration_ms: number | null;
