@@ -563,7 +563,10 @@ export class Session {
   /** Ends the session with a FATAL error (client side) and closes the upstream. */
   fatal(fields: PgErrorFields): void {
     if (this.phase === 'closed') return;
-    this.sendToClient(errorResponse({ ...fields, severity: 'FATAL' }));
+    // `fields` is often a PgError, whose `message` (an Error property) is not enumerable and
+    // would be lost by a spread: copy the fields by name.
+    const { code, message, detail, hint, position } = fields;
+    this.sendToClient(errorResponse({ severity: 'FATAL', code, message, detail, hint, position }));
     this.shutdownBoth();
   }
 
