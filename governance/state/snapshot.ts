@@ -121,8 +121,8 @@ function toColumn(c: RawColumn): ColumnInfo {
     type: c.type,
     notNull: c.not_null,
     default: c.default,
-    identity: (c.identity === 'a' || c.identity === 'd' ? c.identity : '') as ColumnInfo['identity'],
-    generated: (c.generated === 's' || c.generated === 'v' ? c.generated : '') as ColumnInfo['generated'],
+    identity: (c.identity === 'a' || c.identity === 'd' ? c.identity : ''),
+    generated: (c.generated === 's' || c.generated === 'v' ? c.generated : ''),
     collation: c.collation,
   };
 }
