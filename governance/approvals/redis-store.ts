@@ -94,6 +94,8 @@ export class RedisApprovalStore extends BaseApprovalStore {
   private readonly channel: string;
   private readonly where: string;
   private readonly subscribed: Promise<unknown>;
+  private readonly connectTimeoutMs: number;
+  private everReady = false;
 
   constructor(opts: RedisStoreOptions) {
     super(opts);
@@ -101,8 +103,9 @@ export class RedisApprovalStore extends BaseApprovalStore {
     this.channel = `${this.keyPrefix}events`;
     this.where = describeUrl(opts.url);
     this.wakeups.setMaxListeners(0);
+    this.connectTimeoutMs = opts.connectTimeoutMs ?? 2000;
     const common = {
-      connectTimeout: opts.connectTimeoutMs ?? 2000,
+      connectTimeout: this.connectTimeoutMs,
       // Reconnect for ever, backing off to one attempt every 2 s.
       retryStrategy: (times: number) => Math.min(times * 200, 2000),
       connectionName: opts.connectionName ?? 'pgairlock-approvals',
@@ -129,7 +132,10 @@ export class RedisApprovalStore extends BaseApprovalStore {
     });
     // Wake-ups published while we were disconnected are lost: re-check every waiter on (re)connect.
     this.sub.on('ready', () => this.wakeups.emit('*'));
-    this.redis.on('ready', () => this.wakeups.emit('*'));
+    this.redis.on('ready', () => {
+      this.everReady = true;
+      this.wakeups.emit('*');
+    });
     this.subscribed = this.sub.subscribe(this.channel).catch(() => undefined);
   }
 
@@ -140,6 +146,18 @@ export class RedisApprovalStore extends BaseApprovalStore {
   private okKey(principal: string, database: string, textHash: string): string {
     const h = createHash('sha256').update(`${principal}\0${database}\0${textHash}`, 'utf8').digest('hex');
     return `${this.keyPrefix}ok:${h}`;
+  }
+
+  /**
+   * Right after construction the first connection is still being made: wait for it (bounded by the
+   * connect timeout) instead of failing the first operations. After that, never wait: while Redis is
+   * down every operation fails at once.
+   */
+  protected override async beforeIo(): Promise<void> {
+    if (this.everReady || this.redis.status === 'ready') return;
+    if (this.redis.status === 'wait' || this.redis.status === 'connecting' || this.redis.status === 'connect') {
+      await this.ready(this.connectTimeoutMs).catch(() => undefined);
+    }
   }
 
   override async ready(timeoutMs = 5000): Promise<void> {

@@ -53,25 +53,25 @@ export class ApprovalService {
     });
   }
 
-  approve(id: string, approver: Principal, comment?: string): Promise<ChangeRequest> {
+  async approve(id: string, approver: Principal, comment?: string): Promise<ChangeRequest> {
     return this.store.approve(parseChangeId(id), principalRef(approver), comment);
   }
 
-  reject(id: string, approver: Principal, reason: string): Promise<ChangeRequest> {
+  async reject(id: string, approver: Principal, reason: string): Promise<ChangeRequest> {
     return this.store.reject(parseChangeId(id), principalRef(approver), reason);
   }
 
   /** A principal cancels (its requester, or someone holding a required role). */
-  cancel(id: string, by: Principal, reason: string): Promise<ChangeRequest> {
+  async cancel(id: string, by: Principal, reason: string): Promise<ChangeRequest> {
     return this.store.cancel(parseChangeId(id), reason, principalRef(by));
   }
 
-  list(filter?: ListFilter): Promise<ChangeRequest[]> {
+  async list(filter?: ListFilter): Promise<ChangeRequest[]> {
     return this.store.list(filter);
   }
 
   /** Open requests (pending and approved-not-yet-run), newest first: SHOW PENDING. */
-  pending(limit = 100): Promise<ChangeRequest[]> {
+  async pending(limit = 100): Promise<ChangeRequest[]> {
     return this.store.list({ status: ['pending', 'approved'], limit });
   }
 
@@ -87,12 +87,12 @@ export class ApprovalService {
    * Before holding a statement: is there an approved request for exactly this principal, database
    * and text? If so it is marked executed (once, across all replicas) and returned; forward the statement.
    */
-  consume(principal: Principal, database: string, sql: string): Promise<ChangeRequest | undefined> {
+  async consume(principal: Principal, database: string, sql: string): Promise<ChangeRequest | undefined> {
     return this.store.consumeApproved(principalRef(principal), database, textHash(sql));
   }
 
   /** Wait mode: see ApprovalStore.waitForResolution. Default timeout approvals.wait_timeout_seconds. */
-  waitForResolution(id: string, signal: AbortSignal, timeoutMs = this.config.wait_timeout_seconds * 1000): Promise<Resolution> {
+  async waitForResolution(id: string, signal: AbortSignal, timeoutMs = this.config.wait_timeout_seconds * 1000): Promise<Resolution> {
     return this.store.waitForResolution(id, signal, timeoutMs);
   }
 
@@ -100,7 +100,7 @@ export class ApprovalService {
    * Wait mode after approval: the waiting statement is about to run. Marks the request executed
    * (single use) and returns it, or undefined if it cannot be used (e.g. it expired in between).
    */
-  markExecuted(req: ChangeRequest, executor: Principal): Promise<ChangeRequest | undefined> {
+  async markExecuted(req: ChangeRequest, executor: Principal): Promise<ChangeRequest | undefined> {
     return this.store.consumeApproved(principalRef(executor), req.database, req.textHash);
   }
 

@@ -133,9 +133,15 @@ export abstract class BaseApprovalStore implements ApprovalStore {
     return Promise.resolve();
   }
 
+  /** Runs before every storage call (Redis: waits for the very first connection, never for a reconnect). */
+  protected beforeIo(): Promise<void> {
+    return Promise.resolve();
+  }
+
   private async io<T>(where: string, fn: () => Promise<T>): Promise<T> {
     if (this.closed) throw new ApprovalError('store_unavailable', 'the approval store is closed');
     try {
+      await this.beforeIo();
       return await fn();
     } catch (err) {
       if (isApprovalError(err)) throw err;
