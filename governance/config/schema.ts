@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { policyConfigSchema, principalsConfigSchema } from '../policy/schema.js';
 
 /**
  * The whole pgairlock.yaml, validated with zod. Every key is documented in docs/configuration.md;
@@ -128,6 +129,10 @@ export const configSchema = z.strictObject({
       expiry_sweep_interval_ms: z.number().int().min(100).default(10_000),
     })
     .prefault({}),
+  /** Who is acting: connection -> principal with roles (governance/principals.ts; docs/configuration.md "principals"). */
+  principals: principalsConfigSchema.prefault({}),
+  /** The policy: inline rules, `file`, or (neither) docs/default-policy.yaml (governance/policy; docs/policy.md). */
+  policy: policyConfigSchema.prefault({}),
   /** Redis for approvals and cross-replica wake-ups. REDIS_URL overrides url; without either, an in-process store. */
   redis: z
     .strictObject({
@@ -137,6 +142,43 @@ export const configSchema = z.strictObject({
       connect_timeout_ms: z.number().int().positive().default(2_000),
       /** A Redis command without an answer within this fails (the statement needing it is refused). */
       command_timeout_ms: z.number().int().positive().default(2_000),
+    })
+    .prefault({}),
+  /** Real state: catalog snapshots, drift, usage index (governance/state, docs/state.md; keys in docs/configuration.md "state"). */
+  state: z
+    .strictObject({
+      /** Keep catalog snapshots (impact facts, drift, expected schema). */
+      enabled: z.boolean().default(true),
+      /** Refresh every snapshot this often to catch changes made around pgairlock; 0 = only on DDL and on demand. */
+      refresh_interval_ms: z.number().int().min(0).default(300_000),
+      /** After DDL passed through, wait this long before refreshing so a burst of DDL costs one refresh. */
+      ddl_debounce_ms: z.number().int().min(0).max(60_000).default(200),
+      /** Distinct schema versions remembered per database for `pgairlock.expect_schema` checks. */
+      history: z.number().int().min(1).max(1_000).default(20),
+      /** Schemas left out of snapshots besides pg_*, information_schema and pgairlock. */
+      exclude_schemas: z.array(z.string().min(1)).default([]),
+      /** statement_timeout of the catalog read. */
+      read_timeout_ms: z.number().int().positive().default(30_000),
+      /** statement_timeout of an EXPLAIN for a DML row estimate (only when a policy asks). */
+      explain_timeout_ms: z.number().int().positive().default(2_000),
+      usage: z
+        .strictObject({
+          /** auto: Redis when redis.url / REDIS_URL is set, in process otherwise. */
+          store: z.enum(['auto', 'memory', 'redis']).default('auto'),
+          /** Width of a count bucket. */
+          bucket_seconds: z.number().int().min(1).default(3_600),
+          /** How long uses are remembered. */
+          retention_hours: z.number().min(1).default(168),
+          /** In process: most (table or column, principal, application) entries; least recently used evicted. */
+          max_entries: z.number().int().min(100).default(100_000),
+          /** Redis: most (principal, application, mode) members kept per table or column. */
+          max_users_per_target: z.number().int().min(1).default(1_000),
+          /** Buffered uses are applied this often. */
+          flush_interval_ms: z.number().int().min(10).default(1_000),
+          /** Uses waiting to be applied; beyond it new ones are dropped (counted). */
+          max_buffer: z.number().int().min(100).default(10_000),
+        })
+        .prefault({}),
     })
     .prefault({}),
 });

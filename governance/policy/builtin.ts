@@ -1,0 +1,59 @@
+import type { StatementFacts } from '../../analyzer/types.js';
+import { YES, NO, type Check } from './conditions.js';
+import { candidateSchemas, parseSearchPath, type EvalEnv } from './units.js';
+
+/**
+ * Invariants no policy can override. They are evaluated before the policy's rules, always deny, and
+ * appear in every decision's verdicts under fixed ids.
+ */
+export const PROTECTED_SCHEMA = 'pgairlock';
+export const BUILTIN_PROTECT_SCHEMA_ID = 'builtin-protect-pgairlock-schema';
+
+export interface BuiltinRule {
+  readonly id: string;
+  readonly description: string;
+  readonly message: string;
+  readonly hint: string;
+  readonly sqlstate: string;
+  test(facts: StatementFacts, env: EvalEnv): Check;
+  /** Verdict for text that could not be parsed. */
+  readonly unparsedReason: string;
+}
+
+function touchesProtected(f: StatementFacts, env: EvalEnv): string | undefined {
+  for (const use of [...f.relations.map((r) => r.relation), ...f.locks.map((l) => l.relation)]) {
+    if (use.schema === PROTECTED_SCHEMA) return `it uses ${PROTECTED_SCHEMA}.${use.name}`;
+    if (use.schema === undefined && candidateSchemas(use, env).includes(PROTECTED_SCHEMA)) {
+      return `the search_path includes ${PROTECTED_SCHEMA}, so ${use.name} may resolve to ${PROTECTED_SCHEMA}.${use.name}`;
+    }
+  }
+  for (const fn of f.functions) {
+    if (fn.schema === PROTECTED_SCHEMA) return `it calls ${PROTECTED_SCHEMA}.${fn.name}()`;
+    if (fn.schema === undefined && env.searchPath.includes(PROTECTED_SCHEMA)) {
+      return `the search_path includes ${PROTECTED_SCHEMA}, so ${fn.name}() may resolve to ${PROTECTED_SCHEMA}.${fn.name}()`;
+    }
+  }
+  if (f.schemas.includes(PROTECTED_SCHEMA)) return `it names the schema ${PROTECTED_SCHEMA}`;
+  const prefix = `${PROTECTED_SCHEMA}.`;
+  const t = f.types.find((x) => x.startsWith(prefix));
+  if (t) return `it uses the type ${t}`;
+  if (f.setting?.name === 'search_path' && f.setting.value !== undefined && parseSearchPath(f.setting.value).includes(PROTECTED_SCHEMA)) {
+    return `it puts ${PROTECTED_SCHEMA} on the search_path`;
+  }
+  return undefined;
+}
+
+export const protectSchemaRule: BuiltinRule = {
+  id: BUILTIN_PROTECT_SCHEMA_ID,
+  description: `pgairlock's own schema (${PROTECTED_SCHEMA}: audit trail, change requests) can be neither read nor written by a governed principal`,
+  message: `pgairlock: the schema "${PROTECTED_SCHEMA}" belongs to pgairlock and cannot be read or written through it`,
+  hint: 'Use `pgairlock audit` or the admin console to read the audit trail.',
+  sqlstate: '42501',
+  unparsedReason: 'the statement could not be parsed, so nothing it touches is known; PostgreSQL rejects text its own grammar cannot parse',
+  test(facts, env) {
+    const why = touchesProtected(facts, env);
+    return why ? { outcome: YES, reason: why } : { outcome: NO, reason: `it does not touch the ${PROTECTED_SCHEMA} schema` };
+  },
+};
+
+export const BUILTIN_RULES: readonly BuiltinRule[] = [protectSchemaRule];

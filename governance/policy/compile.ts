@@ -1,0 +1,59 @@
+import { BUILTIN_RULES, type BuiltinRule } from './builtin.js';
+import { compileContextConditions, compileUnitConditions, type ContextCondition, type UnitCondition } from './conditions.js';
+import type { DefaultEffectSpec, EffectName, PolicySpec, RuleSpec } from './schema.js';
+import type { ZoneClock } from './window.js';
+
+/**
+ * A policy compiled once per load: globs become matchers, windows get their zone clocks, conditions are
+ * split into those judged once per evaluation (who/where/when) and those judged per statement.
+ */
+export interface CompiledRule {
+  readonly id: string;
+  readonly description: string;
+  readonly effect: EffectName;
+  readonly hold: RuleSpec['hold'];
+  readonly message: string | undefined;
+  readonly hint: string | undefined;
+  readonly sqlstate: string | undefined;
+  readonly context: readonly ContextCondition[];
+  readonly unit: readonly UnitCondition[];
+  /** The rule's `unparseable` condition, if any (judged by the evaluator itself). */
+  readonly unparseable: boolean | undefined;
+  readonly spec: RuleSpec;
+}
+
+export interface CompiledPolicy {
+  /** Where it came from (file path, "inline", "default policy"), for messages. */
+  readonly source: string;
+  readonly builtins: readonly BuiltinRule[];
+  readonly rules: readonly CompiledRule[];
+  readonly defaultEffect: DefaultEffectSpec;
+  readonly spec: PolicySpec;
+}
+
+export function compileRule(spec: RuleSpec, clocks: Map<string, ZoneClock>): CompiledRule {
+  return {
+    id: spec.id,
+    description: spec.description,
+    effect: spec.effect,
+    hold: spec.hold,
+    message: spec.message,
+    hint: spec.hint,
+    sqlstate: spec.sqlstate,
+    context: compileContextConditions(spec.match, clocks),
+    unit: compileUnitConditions(spec.match).filter((c) => c.key !== 'unparseable'),
+    unparseable: spec.match.unparseable,
+    spec,
+  };
+}
+
+export function compilePolicy(spec: PolicySpec, source = 'inline'): CompiledPolicy {
+  const clocks = new Map<string, ZoneClock>();
+  return {
+    source,
+    builtins: BUILTIN_RULES,
+    rules: spec.rules.map((r) => compileRule(r, clocks)),
+    defaultEffect: spec.default_effect,
+    spec,
+  };
+}

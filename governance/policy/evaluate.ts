@@ -1,0 +1,364 @@
+import type { ParseFailure, StatementFacts } from '../../analyzer/types.js';
+import type { Principal } from '../principal.js';
+import type { BuiltinRule } from './builtin.js';
+import type { CompiledPolicy, CompiledRule } from './compile.js';
+import { NO, UNKNOWN, YES, type Outcome } from './conditions.js';
+import { formatDuration } from './duration.js';
+import { DEFAULT_EFFECT_RULE_ID, type DefaultEffectSpec, type EffectName } from './schema.js';
+import type {
+  Decision,
+  EvaluationInput,
+  HoldSpec,
+  RuleRef,
+  RuleVerdict,
+  StatementOutcome,
+  WireError,
+} from './types.js';
+import { collectUnits, expandSearchPath, type EvalEnv, type Unit } from './units.js';
+
+/**
+ * evaluate(): facts + principal + context -> Decision. Pure and synchronous; it runs on the proxy's hot path.
+ *
+ * Semantics (docs/policy.md "Evaluation"):
+ * - every rule (builtins first, then the policy's in order) is judged against every top-level statement;
+ *   a rule matches a statement when its who/where/when conditions hold and some unit of the statement's
+ *   tree (the statement, its nested statements, PREPARE's inner, EXECUTE's target) meets all its
+ *   statement conditions;
+ * - a condition that cannot be judged is UNKNOWN: deny and hold rules then match (fail closed), allow rules don't;
+ * - per statement the strongest matched effect wins (deny > hold > allow); no match: the default effect;
+ * - the string's decision is the strongest of its statements' (one refused statement refuses the string).
+ */
+
+const RANK: Readonly<Record<EffectName, number>> = { allow: 0, hold: 1, deny: 2 };
+const SQLSTATE_INSUFFICIENT_PRIVILEGE = '42501';
+const SQLSTATE_SYNTAX_ERROR = '42601';
+
+type AnyRule = { readonly kind: 'builtin'; readonly rule: BuiltinRule } | { readonly kind: 'policy'; readonly rule: CompiledRule };
+
+/** One rule judged against one top-level statement. */
+interface Judgement {
+  readonly outcome: Outcome;
+  readonly reason: string;
+  readonly unknown: readonly string[];
+  /** The unit that matched (for hints and positions). */
+  readonly unit?: Unit;
+}
+
+interface MatchedRule {
+  readonly ref: RuleRef;
+  readonly effect: EffectName;
+  readonly rule: AnyRule;
+  readonly judgement: Judgement;
+  readonly statement: number;
+  /** Matched with no unknown condition. */
+  readonly definite: boolean;
+}
+
+const viaPrefix = (u: Unit): string => (u.parsed && u.via ? `${u.via}: ` : '');
+
+function judgeBuiltin(rule: BuiltinRule, units: readonly Unit[], env: EvalEnv): Judgement {
+  for (const u of units) {
+    if (!u.parsed) return { outcome: NO, reason: rule.unparsedReason, unknown: [] };
+    const c = rule.test(u.facts, env);
+    if (c.outcome === YES) return { outcome: YES, reason: viaPrefix(u) + c.reason, unknown: [], unit: u };
+  }
+  return { outcome: NO, reason: `it does not touch the pgairlock schema`, unknown: [] };
+}
+
+function judgeUnits(rule: CompiledRule, units: readonly Unit[], env: EvalEnv): Judgement {
+  let firstNo: Judgement | undefined;
+  let firstUnknown: Judgement | undefined;
+  for (const u of units) {
+    const reasons: string[] = [];
+    const unknown: string[] = [];
+    let failed: string | undefined;
+    if (!u.parsed) {
+      if (rule.unparseable === false) failed = `the statement could not be parsed (${u.error.message})`;
+      else {
+        if (rule.unparseable === true) reasons.push(`the statement could not be parsed (${u.error.message})`);
+        for (const c of rule.unit) unknown.push(c.unknownWhenUnparsed);
+      }
+    } else {
+      if (rule.unparseable === true) failed = 'the statement was parsed';
+      else {
+        for (const c of rule.unit) {
+          const r = c.test(u, env);
+          if (r.outcome === NO) {
+            failed = r.reason;
+            break;
+          }
+          (r.outcome === YES ? reasons : unknown).push(r.reason);
+        }
+      }
+    }
+    if (failed !== undefined) {
+      firstNo ??= { outcome: NO, reason: viaPrefix(u) + failed, unknown: [] };
+      continue;
+    }
+    if (unknown.length === 0) {
+      return { outcome: YES, reason: viaPrefix(u) + (reasons.length ? reasons.join(' and ') : 'it matches every statement'), unknown: [], unit: u };
+    }
+    firstUnknown ??= { outcome: UNKNOWN, reason: viaPrefix(u) + [...reasons, ...unknown].join(' and '), unknown, unit: u };
+  }
+  return firstUnknown ?? firstNo ?? { outcome: NO, reason: 'nothing to judge', unknown: [] };
+}
+
+interface ContextJudgement {
+  readonly ok: boolean;
+  readonly reason: string;
+}
+
+function judgeContext(rule: CompiledRule, env: EvalEnv): ContextJudgement {
+  const reasons: string[] = [];
+  for (const c of rule.context) {
+    const r = c.test(env);
+    if (r.outcome !== YES) return { ok: false, reason: r.reason };
+    reasons.push(r.reason);
+  }
+  return { ok: true, reason: reasons.join(', ') };
+}
+
+/** Default effect for a principal: the strongest default among its roles listed, else the global one. */
+export function defaultEffectFor(principal: Principal, spec: DefaultEffectSpec): { effect: 'allow' | 'deny'; because: string } {
+  let best: 'allow' | 'deny' | undefined;
+  let role: string | undefined;
+  for (const r of principal.roles) {
+    const e = spec.roles[r];
+    if (e !== undefined && (best === undefined || RANK[e] > RANK[best])) {
+      best = e;
+      role = r;
+    }
+  }
+  if (best !== undefined) return { effect: best, because: `the default effect for role ${role} is ${best}` };
+  return { effect: spec.global, because: `the default effect is ${spec.global} (no per-role default for roles ${principal.roles.join(', ')})` };
+}
+
+function statementLabel(f: StatementFacts | undefined, index: number, count: number): string {
+  if (count <= 1) return '';
+  return f ? `statement ${index + 1} (${f.commandTag}): ` : `statement ${index + 1}: `;
+}
+
+function buildEnv(input: EvaluationInput): EvalEnv {
+  return {
+    input,
+    principal: input.principal,
+    now: input.now,
+    searchPath: expandSearchPath(input.session?.searchPath, input.session?.user),
+    state: input.state,
+  };
+}
+
+export function evaluate(input: EvaluationInput, policy: CompiledPolicy): Decision {
+  const env = buildEnv(input);
+  const parsed = Array.isArray(input.statements) ? (input.statements as readonly StatementFacts[]) : undefined;
+  const parseError: ParseFailure | undefined = parsed ? undefined : (input.statements as { readonly parseError: ParseFailure }).parseError;
+
+  // The units of each top-level statement (one pseudo-statement for unparseable text).
+  const prepared = input.session?.prepared;
+  const trees: Unit[][] = [];
+  if (parsed) {
+    for (const f of parsed) {
+      const units: Unit[] = [];
+      collectUnits(f, prepared, units);
+      trees.push(units);
+    }
+  } else if (parseError) {
+    trees.push([{ parsed: false, error: parseError }]);
+  }
+  const count = trees.length;
+
+  const all: AnyRule[] = [];
+  for (const b of policy.builtins) all.push({ kind: 'builtin', rule: b });
+  for (const r of policy.rules) all.push({ kind: 'policy', rule: r });
+
+  const verdicts: RuleVerdict[] = [];
+  const matchedByStatement: MatchedRule[][] = trees.map(() => []);
+
+  for (const any of all) {
+    const ref: RuleRef = { id: any.rule.id, source: any.kind };
+    const effect: EffectName = any.kind === 'builtin' ? 'deny' : any.rule.effect;
+    const ctx = any.kind === 'policy' ? judgeContext(any.rule, env) : { ok: true, reason: '' };
+    const matchedStatements: number[] = [];
+    const texts: string[] = [];
+    const misses: string[] = [];
+    const unknown: string[] = [];
+    let matchedAny = false;
+    if (!ctx.ok) {
+      misses.push(ctx.reason);
+    } else {
+      for (let i = 0; i < count; i++) {
+        const units = trees[i] ?? [];
+        const j = any.kind === 'builtin' ? judgeBuiltin(any.rule, units, env) : judgeUnits(any.rule, units, env);
+        const matched = j.outcome === YES || (j.outcome === UNKNOWN && effect !== 'allow');
+        const label = statementLabel(parsed?.[i], i, count);
+        if (matched) {
+          matchedAny = true;
+          matchedStatements.push(parsed ? i : -1);
+          unknown.push(...j.unknown);
+          const failClosed = j.outcome === UNKNOWN ? ` (could not be judged, treated as met because the rule ${effect === 'deny' ? 'denies' : 'holds'})` : '';
+          texts.push(label + j.reason + failClosed);
+          matchedByStatement[i]?.push({ ref, effect, rule: any, judgement: j, statement: i, definite: j.outcome === YES });
+        } else {
+          const notMet = j.outcome === UNKNOWN ? `${j.reason} (could not be judged; an allow rule needs certainty)` : j.reason;
+          misses.push(label + notMet);
+        }
+      }
+      if (ctx.reason && matchedAny) texts.unshift(ctx.reason);
+    }
+    verdicts.push({
+      ...ref,
+      effect,
+      description: any.rule.description,
+      matched: matchedAny,
+      reason: matchedAny ? texts.join('; ') : misses.join('; '),
+      statements: matchedStatements,
+      unknown,
+    });
+  }
+
+  // Per statement: strongest matched effect, or the default.
+  const def = defaultEffectFor(input.principal, policy.defaultEffect);
+  const defaultRef: RuleRef = { id: DEFAULT_EFFECT_RULE_ID, source: 'default' };
+  const outcomes: StatementOutcome[] = [];
+  let overall: EffectName | undefined;
+  let decisiveStatement = 0;
+  for (let i = 0; i < count; i++) {
+    const matched = matchedByStatement[i] ?? [];
+    let effect: EffectName;
+    let decidedBy: RuleRef[];
+    if (matched.length === 0) {
+      effect = def.effect;
+      decidedBy = [defaultRef];
+    } else {
+      effect = 'allow';
+      for (const m of matched) if (RANK[m.effect] > RANK[effect]) effect = m.effect;
+      decidedBy = matched.filter((m) => m.effect === effect).map((m) => m.ref);
+    }
+    outcomes.push({ index: parsed ? i : -1, effect, decidedBy });
+    if (overall === undefined || RANK[effect] > RANK[overall]) {
+      overall = effect;
+      decisiveStatement = i;
+    }
+  }
+
+  const base = {
+    principal: input.principal,
+    database: input.database,
+    environment: input.environment,
+    verdicts,
+    statements: outcomes,
+  };
+
+  if (overall === undefined) {
+    // Whitespace or comments only: the server answers EmptyQueryResponse; nothing runs.
+    return { ...base, effect: 'allow', decidedBy: [], reasons: ['the query string holds no statement'] };
+  }
+  const decisive = matchedByStatement.flat().filter((m) => m.effect === overall);
+  if (overall === 'allow') {
+    const decidedBy: RuleRef[] = [];
+    for (const o of outcomes) for (const r of o.decidedBy) if (!decidedBy.some((d) => d.id === r.id)) decidedBy.push(r);
+    const reasons = outcomes.flatMap((o) =>
+      o.decidedBy[0]?.source === 'default'
+        ? [`${statementLabel(parsed?.[o.index], o.index, count)}no policy rule matched; ${def.because}`]
+        : decisive.filter((m) => m.statement === o.index).map((m) => `${statementLabel(parsed?.[m.statement], m.statement, count)}rule ${m.ref.id}: ${m.judgement.reason}`),
+    );
+    return { ...base, effect: 'allow', decidedBy, reasons };
+  }
+  if (decisive.length === 0) {
+    // Decided by the default effect (for at least the decisive statement).
+    const reasons = [`no policy rule matched ${count > 1 ? `statement ${decisiveStatement + 1}` : 'the statement'}; ${def.because}`];
+    const error: WireError = {
+      severity: 'ERROR',
+      sqlstate: parseError ? SQLSTATE_SYNTAX_ERROR : SQLSTATE_INSUFFICIENT_PRIVILEGE,
+      message: parseError
+        ? `${parseError.message} (pgairlock refuses SQL it cannot parse: rule "${DEFAULT_EFFECT_RULE_ID}")`
+        : `pgairlock: no policy rule allows this statement for ${input.principal.name} (rule "${DEFAULT_EFFECT_RULE_ID}")`,
+      detail: reasons.join('\n'),
+      hint: 'Ask a DBA to add a policy rule that allows it (pgairlock policy explain shows every rule\'s verdict).',
+      ...positionOf(parsed, decisiveStatement, count, parseError),
+    };
+    return { ...base, effect: 'deny', rule: defaultRef, error, reasons };
+  }
+
+  const reasons = decisive.map((m) => `${statementLabel(parsed?.[m.statement], m.statement, count)}rule ${m.ref.id}: ${m.judgement.reason}`);
+
+  // The rule named in the message: builtins first, then definite matches, then policy order.
+  const lead = decisive.find((m) => m.rule.kind === 'builtin') ?? decisive.find((m) => m.definite) ?? decisive[0]!;
+  const leadRule = lead.rule.rule;
+  const hint = leadRule.hint ?? hintFromFindings(decisive);
+  const sqlstate = leadRule.sqlstate ?? (parseError ? SQLSTATE_SYNTAX_ERROR : SQLSTATE_INSUFFICIENT_PRIVILEGE);
+  const position = positionOf(parsed, lead.statement, count, parseError, lead.judgement.unit);
+
+  if (overall === 'deny') {
+    const message = parseError
+      ? `${parseError.message} (pgairlock refuses SQL it cannot parse: rule "${lead.ref.id}")`
+      : leadRule.message
+        ? `${leadRule.message} (rule "${lead.ref.id}")`
+        : `pgairlock: permission denied by rule "${lead.ref.id}": ${leadRule.description}`;
+    const error: WireError = { severity: 'ERROR', sqlstate, message, detail: reasons.join('\n'), ...(hint ? { hint } : {}), ...position };
+    return { ...base, effect: 'deny', rule: lead.ref, error, reasons };
+  }
+
+  const holdSpec = combineHolds(decisive);
+  const approvers = holdSpec.approverRoles.join(' or ');
+  const needs = `${holdSpec.approvals} approval${holdSpec.approvals > 1 ? 's' : ''} by ${approvers}`;
+  const message = leadRule.message
+    ? `${leadRule.message} (rule "${lead.ref.id}")`
+    : `pgairlock: this statement needs approval (${needs}) under rule "${lead.ref.id}": ${leadRule.description}`;
+  const holdHint =
+    hint ?? `Ask someone with role ${approvers} to approve the change (${needs}, valid ${formatDuration(holdSpec.timeoutMs)}); then send the same statement again.`;
+  const error: WireError = { severity: 'ERROR', sqlstate, message, detail: reasons.join('\n'), hint: holdHint, ...position };
+  return { ...base, effect: 'hold', rule: lead.ref, holdSpec, error, reasons };
+}
+
+function hintFromFindings(matched: readonly MatchedRule[]): string | undefined {
+  const fixes: string[] = [];
+  for (const m of matched) {
+    const u = m.judgement.unit;
+    if (!u?.parsed) continue;
+    for (const f of u.facts.findings) if (f.fix && !fixes.includes(f.fix)) fixes.push(f.fix);
+  }
+  return fixes.length ? fixes.join('\n') : undefined;
+}
+
+/**
+ * ErrorResponse position (1-based characters): the parser's position for unparseable text; for a parsed
+ * string, a finding's location in the deciding statement, else the statement's start when the string holds
+ * several statements (a lone statement needs no caret).
+ */
+function positionOf(
+  parsed: readonly StatementFacts[] | undefined,
+  index: number,
+  count: number,
+  parseError: { location?: { char: number } } | undefined,
+  unit?: Unit,
+): { position?: number } {
+  if (parseError) return parseError.location ? { position: parseError.location.char + 1 } : {};
+  const top = parsed?.[index];
+  if (!top) return {};
+  if (unit?.parsed && unit.facts === top) {
+    const located = top.findings.find((f) => f.location);
+    if (located?.location) return { position: located.location.char + 1 };
+  }
+  return count > 1 ? { position: top.location.char + 1 } : {};
+}
+
+function combineHolds(matched: readonly MatchedRule[]): HoldSpec {
+  const requirements: { rule: string; approvals: number; approverRoles: readonly string[] }[] = [];
+  let mode: 'wait' | 'defer' = 'wait';
+  let approvals = 1;
+  let timeoutMs = Number.POSITIVE_INFINITY;
+  const roles: string[] = [];
+  const seen = new Set<string>();
+  for (const m of matched) {
+    if (m.rule.kind !== 'policy' || !m.rule.rule.hold || seen.has(m.ref.id)) continue;
+    seen.add(m.ref.id);
+    const h = m.rule.rule.hold;
+    if (h.mode === 'defer') mode = 'defer';
+    approvals = Math.max(approvals, h.approvals);
+    timeoutMs = Math.min(timeoutMs, h.timeout);
+    for (const r of h.approver_roles) if (!roles.includes(r)) roles.push(r);
+    requirements.push({ rule: m.ref.id, approvals: h.approvals, approverRoles: h.approver_roles });
+  }
+  return { mode, approvals, approverRoles: roles, timeoutMs: Number.isFinite(timeoutMs) ? timeoutMs : 24 * 3_600_000, requirements };
+}
