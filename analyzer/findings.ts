@@ -20,6 +20,12 @@ export interface RuleMeta {
   readonly squawk: readonly string[];
   /** strong_migrations checks this rule covers (README section titles). */
   readonly strongMigrations: readonly string[];
+  /**
+   * Off unless enabled (`pgairlock check --enable id`, config `check.enabled_rules`): application
+   * rollback-compatibility checks whose verdict depends on how clients use the object. runRules
+   * still reports them; consumers filter.
+   */
+  readonly optIn?: boolean;
 }
 
 export const SEVERITY_RANK: Readonly<Record<Severity, number>> = { info: 0, warning: 1, error: 2 };

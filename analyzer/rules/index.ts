@@ -1,7 +1,14 @@
 import { makeFinding, type RuleMeta } from '../findings.js';
 import type { Finding, ScriptContext } from '../types.js';
 import type { RuleFamily } from './family.js';
+import { alterTableRules } from './alter-table.js';
+import { columnTypeRules } from './column-types.js';
+import { compatRules } from './compat.js';
+import { destructiveRules } from './destructive.js';
 import { indexRules } from './indexes.js';
+import { maintenanceRules } from './maintenance.js';
+import { timeoutRules } from './timeouts.js';
+import { transactionRules } from './transactions.js';
 
 /**
  * Migration-safety rules: pure functions from one parsed statement (plus the script context
@@ -26,7 +33,16 @@ export interface RuleInput {
   readonly context: ScriptContext;
 }
 
-const FAMILIES: readonly RuleFamily[] = [indexRules];
+const FAMILIES: readonly RuleFamily[] = [
+  indexRules,
+  alterTableRules,
+  destructiveRules,
+  transactionRules,
+  timeoutRules,
+  maintenanceRules,
+  columnTypeRules,
+  compatRules,
+];
 
 /** Every rule, in documentation order. */
 export const RULES: readonly RuleMeta[] = FAMILIES.flatMap((f) => f.rules);
