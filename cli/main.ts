@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
 import { registerStart } from './commands/start.js';
+import { registerSnapshot } from './commands/snapshot.js';
+import { registerDrift } from './commands/drift.js';
+import { registerAudit } from './commands/audit.js';
 
 /**
  * The `pgairlock` command. Each subcommand lives in cli/commands/<name>.ts and exports a
@@ -13,7 +16,7 @@ export function buildProgram(): Command {
     .version('0.1.0')
     .showHelpAfterError()
     .exitOverride();
-  for (const register of [registerStart]) register(program);
+  for (const register of [registerStart, registerAudit, registerSnapshot, registerDrift]) register(program);
   return program;
 }
 
