@@ -320,15 +320,24 @@ export abstract class BaseApprovalStore implements ApprovalStore {
         return;
       }
       signal.addEventListener('abort', onAbort, { once: true });
-      // Subscribed first, then read: a decision landing in between is still seen.
+      // The wait timeout runs from now whatever happens; the request's own expiry may come sooner.
+      timers.push(setTimeout(() => onTimeout(`no decision within the wait timeout of ${Math.round(timeoutMs / 1000)} s`), timeoutMs));
+      // Subscribed first, then read: a decision landing in between is still seen. If the store is
+      // unreachable right now, keep waiting: a reconnect, a wake-up or the re-check reads it again,
+      // and the timeout still ends the wait (then failing closed if the store is still down).
       step(async () => {
-        const req = await this.get(id);
+        let req: ChangeRequest | undefined;
+        try {
+          req = await this.get(id);
+        } catch (err) {
+          if (isApprovalError(err) && err.code === 'store_unavailable') return undefined;
+          throw err;
+        }
         if (!req) throw notFound(id);
         const r = resolutionOf(req.status);
         if (r) return r;
         const untilExpiry = Date.parse(req.expiresAt) - this.now().getTime();
-        const reason = untilExpiry <= timeoutMs ? undefined : `no decision within the wait timeout of ${Math.round(timeoutMs / 1000)} s`;
-        timers.push(setTimeout(() => onTimeout(reason), Math.max(0, Math.min(timeoutMs, untilExpiry))));
+        if (untilExpiry < timeoutMs) timers.push(setTimeout(() => onTimeout(undefined), Math.max(0, untilExpiry)));
         return undefined;
       });
     });
