@@ -132,6 +132,12 @@ export interface StatementFacts {
   readonly normalized: string;
   /** A statement that undoes this one, where the analyzer can give one. */
   readonly inverse?: string;
+  /**
+   * Effects the command tag does not show, in words: DML inside WITH, SELECT INTO, EXPLAIN ANALYZE
+   * executing its statement, rules and triggers created (future statements will also run something).
+   * Absent when there are none.
+   */
+  readonly hidden?: readonly string[];
 }
 
 export interface ParseFailure {
@@ -151,6 +157,8 @@ export interface ScriptContext {
   lockTimeoutSet: boolean;
   /** Relations created earlier in the same script: new and empty, so locking them is harmless. */
   readonly createdRelations: Set<string>;
+  /** lock_timeout was set with SET LOCAL: it ends with the transaction block. */
+  lockTimeoutLocal?: boolean;
 }
 
 export interface AnalyzeOptions {

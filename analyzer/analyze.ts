@@ -1,0 +1,149 @@
+/**
+ * analyze(sql, opts): SQL text -> one StatementFacts per statement. Pure and synchronous (after
+ * loadAnalyzer()). One parse, one walk of each statement's AST; fingerprint and normalized text are
+ * computed on first access (each costs about half a parse, and the hot path does not always need them).
+ */
+import { advanceContext, newScriptContext } from './context.js';
+import { Collector } from './collector.js';
+import { fingerprint, isAscii, normalize, OffsetMap, parseSql, skipSpaceAndComments, type RawStatement } from './parser.js';
+import { runRules } from './rules/index.js';
+import { analyzeStatementNode, type StatementEnv, type StatementResult } from './statements.js';
+import type { Analysis, AnalyzeOptions, Finding, ScriptContext, SourceLocation, StatementFacts } from './types.js';
+
+export const DEFAULT_SERVER_VERSION = 180000;
+/** Nesting limit for statements inside statements (DO -> EXECUTE'd text is opaque anyway). */
+const MAX_NESTING = 6;
+const EMPTY: readonly never[] = Object.freeze([]);
+
+export function analyze(sql: string, opts: AnalyzeOptions = {}): Analysis {
+  const version = opts.serverVersion ?? DEFAULT_SERVER_VERSION;
+  return analyzeText(sql, version, opts.context ?? newScriptContext(), 0);
+}
+
+/**
+ * Findings for one top-level statement: the migration-safety rules (analyzer/rules/) over its AST with
+ * the script context as it was BEFORE the statement.
+ */
+function findingsFor(stmt: Record<string, unknown>, sql: string, byteStart: number, byteEnd: number, serverVersion: number, context: ScriptContext): readonly Finding[] {
+  const f = runRules({ stmt, sql, byteStart, byteEnd, serverVersion, context });
+  return f.length === 0 ? EMPTY : f;
+}
+
+/**
+ * The analysis proper. `context` (top level only) is read before and advanced after each statement;
+ * nested texts (function bodies) get no context and no findings.
+ */
+export function analyzeText(sql: string, version: number, context: ScriptContext | undefined, depth: number): Analysis {
+  const parsed = parseSql(sql);
+  if (!parsed.ok) return { ok: false, sql, error: parsed.error };
+  const stmts = parsed.stmts;
+  if (stmts.length === 0) return { ok: true, sql, statements: EMPTY };
+  const ascii = isAscii(sql);
+  const offsets = new OffsetMap(sql, ascii);
+  const total = offsets.byteLength;
+  const out: StatementFacts[] = new Array<StatementFacts>(stmts.length);
+  for (let i = 0; i < stmts.length; i++) {
+    const raw = stmts[i]!;
+    const byteStart = raw.stmt_location ?? 0;
+    const byteEnd = raw.stmt_len ? byteStart + raw.stmt_len : total;
+    const charStart = offsets.toChar(byteStart);
+    const charEnd = offsets.toChar(byteEnd);
+    const text = sql.slice(charStart, charEnd);
+    const firstChar = skipSpaceAndComments(sql, charStart, charEnd);
+    const location: SourceLocation = {
+      char: firstChar,
+      byte: ascii ? byteStart + (firstChar - charStart) : byteStart + Buffer.byteLength(sql.slice(charStart, firstChar), 'utf8'),
+    };
+    const findings = context && depth === 0 ? findingsFor(raw.stmt, sql, byteStart, byteEnd, version, context) : EMPTY;
+    const facts = statementFacts(raw, i, byteStart, byteEnd, text, location, version, depth, findings);
+    out[i] = facts;
+    if (context) advanceContext(context, facts);
+  }
+  return { ok: true, sql, statements: out };
+}
+
+function statementFacts(
+  raw: RawStatement, index: number, byteStart: number, byteEnd: number, text: string, location: SourceLocation,
+  version: number, depth: number, findings: readonly Finding[],
+): StatementFacts {
+  let type = '';
+  for (const k in raw.stmt) { type = k; break; }
+  return factsOfNode(type, raw.stmt[type], { index, byteStart, byteEnd, text, location }, version, depth, findings);
+}
+
+interface Placement { index: number; byteStart: number; byteEnd: number; text: string; location: SourceLocation }
+
+function factsOfNode(type: string, node: unknown, at: Placement, version: number, depth: number, findings: readonly Finding[]): StatementFacts {
+  const c = new Collector(version, depth);
+  const env: StatementEnv = {
+    text: at.text,
+    innerFacts: (wrapper) => {
+      let t = '';
+      for (const k in wrapper) { t = k; break; }
+      if (depth + 1 > MAX_NESTING) return tooDeep(t, at, version);
+      return factsOfNode(t, wrapper[t], at, version, depth + 1, EMPTY);
+    },
+    textFacts: (inner) => {
+      if (depth + 1 > MAX_NESTING) return { ok: false, message: 'statements nested too deeply to analyse' };
+      const a = analyzeText(inner, version, undefined, depth + 1);
+      return a.ok ? { ok: true, statements: a.statements } : { ok: false, message: a.error.message };
+    },
+  };
+  let res: StatementResult;
+  try {
+    res = analyzeStatementNode(c, type, node, env);
+  } catch (err) {
+    // A shape the analyzer did not expect must not make a statement look harmless.
+    c.addOpaque(`analyzer could not understand this ${type}: ${err instanceof Error ? err.message : String(err)}`);
+    res = { kind: 'utility', tag: type.replace('Stmt', '').toUpperCase() };
+  }
+  return build(c, type, res, at, findings);
+}
+
+function tooDeep(type: string, at: Placement, version: number): StatementFacts {
+  const c = new Collector(version, MAX_NESTING + 1);
+  c.addOpaque('statements nested too deeply to analyse');
+  return build(c, type, { kind: 'utility', tag: type.replace('Stmt', '').toUpperCase() }, at, EMPTY);
+}
+
+function build(c: Collector, type: string, res: StatementResult, at: Placement, findings: readonly Finding[]): StatementFacts {
+  const text = at.text;
+  let fp: string | undefined;
+  let norm: string | undefined;
+  const facts: StatementFacts = {
+    index: at.index,
+    byteStart: at.byteStart,
+    byteEnd: at.byteEnd,
+    text,
+    location: at.location,
+    node: type,
+    kind: res.kind,
+    commandTag: res.tag,
+    relations: c.relations(),
+    functions: c.functions(),
+    types: c.types(),
+    schemas: c.schemas(),
+    databases: c.databases(),
+    roles: c.roles(),
+    locks: c.locks(),
+    destructive: c.list(c.destructive),
+    opaque: c.list(c.opaque),
+    privileged: c.list(c.privileged),
+    ...(res.setting ? { setting: res.setting } : {}),
+    ...(res.transaction ? { transaction: res.transaction } : {}),
+    ...(res.prepare ? { prepare: res.prepare } : {}),
+    ...(res.execute ? { execute: res.execute } : {}),
+    nested: c.nested ?? EMPTY,
+    findings,
+    // Lazy: computed on first read, then remembered (also when the facts sit in the cache).
+    get fingerprint(): string { return (fp ??= safely(fingerprint, text)); },
+    get normalized(): string { return (norm ??= safely(normalize, text)); },
+    ...(res.inverse ? { inverse: res.inverse } : {}),
+    ...(c.hidden ? { hidden: c.hidden } : {}),
+  };
+  return facts;
+}
+
+function safely(fn: (s: string) => string, text: string): string {
+  try { return fn(text); } catch { return ''; }
+}
