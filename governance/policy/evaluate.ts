@@ -52,6 +52,8 @@ interface MatchedRule {
   readonly statement: number;
   /** Matched with no unknown condition. */
   readonly definite: boolean;
+  /** Why, in words: who/where/when, then what in the statement. */
+  readonly text: string;
 }
 
 const viaPrefix = (u: Unit): string => (u.parsed && u.via ? `${u.via}: ` : '');
@@ -197,7 +199,7 @@ export function evaluate(input: EvaluationInput, policy: CompiledPolicy): Decisi
           unknown.push(...j.unknown);
           const failClosed = j.outcome === UNKNOWN ? ` (could not be judged, treated as met because the rule ${effect === 'deny' ? 'denies' : 'holds'})` : '';
           texts.push(label + j.reason + failClosed);
-          matchedByStatement[i]?.push({ ref, effect, rule: any, judgement: j, statement: i, definite: j.outcome === YES });
+          matchedByStatement[i]?.push({ ref, effect, rule: any, judgement: j, statement: i, definite: j.outcome === YES, text: ctx.reason ? `${ctx.reason}; ${j.reason}${failClosed}` : j.reason + failClosed });
         } else {
           const notMet = j.outcome === UNKNOWN ? `${j.reason} (could not be judged; an allow rule needs certainty)` : j.reason;
           misses.push(label + notMet);
@@ -260,7 +262,7 @@ export function evaluate(input: EvaluationInput, policy: CompiledPolicy): Decisi
     const reasons = outcomes.flatMap((o) =>
       o.decidedBy[0]?.source === 'default'
         ? [`${statementLabel(parsed?.[o.index], o.index, count)}no policy rule matched; ${def.because}`]
-        : decisive.filter((m) => m.statement === o.index).map((m) => `${statementLabel(parsed?.[m.statement], m.statement, count)}rule ${m.ref.id}: ${m.judgement.reason}`),
+        : decisive.filter((m) => m.statement === o.index).map((m) => `${statementLabel(parsed?.[m.statement], m.statement, count)}rule ${m.ref.id}: ${m.text}`),
     );
     return { ...base, effect: 'allow', decidedBy, reasons };
   }
@@ -280,7 +282,7 @@ export function evaluate(input: EvaluationInput, policy: CompiledPolicy): Decisi
     return { ...base, effect: 'deny', rule: defaultRef, error, reasons };
   }
 
-  const reasons = decisive.map((m) => `${statementLabel(parsed?.[m.statement], m.statement, count)}rule ${m.ref.id}: ${m.judgement.reason}`);
+  const reasons = decisive.map((m) => `${statementLabel(parsed?.[m.statement], m.statement, count)}rule ${m.ref.id}: ${m.text}`);
 
   // The rule named in the message: builtins first, then definite matches, then policy order.
   const lead = decisive.find((m) => m.rule.kind === 'builtin') ?? decisive.find((m) => m.definite) ?? decisive[0]!;

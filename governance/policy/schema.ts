@@ -22,17 +22,15 @@ export const DEFAULT_EFFECT_RULE_ID = 'default-effect';
 const name = z.string().min(1, 'must not be empty');
 const names = z.array(name).min(1, 'give at least one name or pattern (omit the key to match any)');
 
-const duration = z.union([
-  z.number().int().positive().transform((s) => s * 1000),
-  z.string().transform((s, ctx) => {
-    const ms = parseDuration(s);
-    if (ms === undefined || ms <= 0) {
-      ctx.issues.push({ code: 'custom', input: s, message: `"${s}" is not a duration: use e.g. 90s, 15m, 2h, 1d, 1h30m (or a number of seconds)` });
-      return z.NEVER;
-    }
-    return ms;
-  }),
-]);
+/** A duration as text (90s, 15m, 2h, 1d, 1h30m) or a whole number of seconds; milliseconds after parsing. */
+const duration = z.union([z.number(), z.string()]).transform((v, ctx) => {
+  const ms = typeof v === 'number' ? (Number.isInteger(v) && v > 0 ? v * 1000 : undefined) : parseDuration(v);
+  if (ms === undefined || ms <= 0) {
+    ctx.issues.push({ code: 'custom', input: v, message: `${JSON.stringify(v)} is not a duration: use e.g. 90s, 15m, 2h, 1d, 1h30m (or a whole number of seconds)` });
+    return z.NEVER;
+  }
+  return ms;
+});
 
 const clock = z.string().refine((s) => parseClock(s) !== undefined, { message: 'expected a time of day HH:MM (00:00 to 24:00)' });
 const date = z.string().refine((s) => parseDate(s) !== undefined, { message: 'expected a calendar date YYYY-MM-DD' });
@@ -190,7 +188,7 @@ const simpleEffect = z.enum(['allow', 'deny']);
  * if none of its roles is listed, `global`.
  */
 export const defaultEffectSchema = z.union([
-  simpleEffect.transform((e) => ({ global: e, roles: {} })),
+  simpleEffect.transform((e): { global: 'allow' | 'deny'; roles: Record<string, 'allow' | 'deny'> } => ({ global: e, roles: {} })),
   z.strictObject({
     global: simpleEffect.default('deny'),
     roles: z.record(name, simpleEffect).default({}),
