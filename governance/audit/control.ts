@@ -7,7 +7,7 @@ export type AuditConfig = Config['audit'];
  * (upstream.url or $DATABASE_URL) with its database replaced by `postgres`.
  */
 export function controlDatabaseUrl(config: Config, env: NodeJS.ProcessEnv = process.env): string {
-  const explicit = env.PGAIRLOCK_AUDIT_DATABASE_URL ?? config.audit.database_url;
+  const explicit = env.PGAIRLOCK_AUDIT_DATABASE_URL || config.audit.database_url;
   if (explicit) return explicit;
   const upstream = config.upstream.url;
   if (!upstream) {

@@ -29,7 +29,7 @@ describe.runIf(postgresAvailable())('AuditLog writer', () => {
       // Visible from another connection right away: committed, not just queued.
       const row = await db.query(`SELECT kind, principal, session_id, fingerprint, effect, statement_kind, write_ahead, body FROM pgairlock.audit_log WHERE id = $1`, [receipt.id]);
       expect(row.rows[0]).toMatchObject({ kind: 'decision', principal: 'agent:billing-bot', session_id: 'sess-1', fingerprint: 'bbbb0002', effect: 'allow', statement_kind: 'write', write_ahead: true });
-      expect(row.rows[0].body).toEqual({
+      expect(row.rows[0]!.body).toEqual({
         session_id: 'sess-1', source: 'wire', principal: 'agent:billing-bot', roles: ['agent'], database_user: 'billing', effective_role: 'billing_rw',
         application_name: 'billing-bot/1.2', client_address: '127.0.0.1:50123', database: 'appdb',
         sql: 'UPDATE accounts SET balance = 0 WHERE id = 42', sql_redacted: false, fingerprint: 'bbbb0002',
