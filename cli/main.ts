@@ -4,6 +4,7 @@ import { registerStart } from './commands/start.js';
 import { registerSnapshot } from './commands/snapshot.js';
 import { registerDrift } from './commands/drift.js';
 import { registerAudit } from './commands/audit.js';
+import { registerChanges } from './commands/changes.js';
 
 /**
  * The `pgairlock` command. Each subcommand lives in cli/commands/<name>.ts and exports a
@@ -16,7 +17,7 @@ export function buildProgram(): Command {
     .version('0.1.0')
     .showHelpAfterError()
     .exitOverride();
-  for (const register of [registerStart, registerAudit, registerSnapshot, registerDrift]) register(program);
+  for (const register of [registerStart, registerAudit, registerSnapshot, registerDrift, registerChanges]) register(program);
   return program;
 }
 

@@ -109,7 +109,7 @@ export function planReject(req: ChangeRequest, approver: PrincipalRef, now: Date
   if (req.status !== 'pending') throw notOpenError(req, 'reject');
   if (isExpiredAt(req, now)) return expireNow(req, now);
   if (approver.name === req.requester.name) {
-    throw new ApprovalError('not_allowed', `you (${approver.name}) requested change ${req.id}; cancel it instead of rejecting it`, `pgairlock changes cancel is not offered; the requester cancels by cancelling or disconnecting its waiting statement, or lets it expire at ${req.expiresAt}`, req.id);
+    throw new ApprovalError('not_allowed', `you (${approver.name}) requested change ${req.id}; cancel it instead of rejecting it`, `pgairlock changes cancel ${req.id} --as ${approver.name} --reason '...' (or cancel the waiting statement); otherwise it expires at ${req.expiresAt}`, req.id);
   }
   if (!holdsOneOf(approver, req.required.roles)) {
     throw new ApprovalError(
