@@ -10,11 +10,11 @@ import { facts, FIXTURE_ROWS_SQL, FIXTURE_SQL, withClient } from './helpers.js';
 const db = useTestDatabase();
 const SEARCH_PATH = ['"$user"', 'public'];
 
-function obj<K extends CatalogObject['kind']>(s: CatalogSnapshot, key: string, kind: K): Extract<CatalogObject, { kind: K }> {
+function obj<K extends CatalogObject['kind']>(s: CatalogSnapshot, key: string, kind: K): CatalogObject & { kind: K } {
   const o = s.objects.find((x) => x.key === key);
   if (!o) throw new Error(`${key} not in snapshot; have ${s.objects.map((x) => x.key).join(', ')}`);
   expect(o.kind).toBe(kind);
-  return o as Extract<CatalogObject, { kind: K }>;
+  return o as CatalogObject & { kind: K };
 }
 
 const snap = (): Promise<CatalogSnapshot> => withClient(db.url, (c) => readSnapshot(c));
