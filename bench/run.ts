@@ -3,6 +3,7 @@
  * through pgairlock, in one interleaved run. `npm run bench -- --help` for options; results and method
  * in docs/benchmarks.md ("Proxy throughput").
  */
+import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -151,6 +152,17 @@ interface LiveTarget {
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
+/** The code under test: HEAD, and whether the runtime folders had uncommitted changes (tsx runs the working tree). */
+function codeVersion(): string {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO_ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'proxy', 'analyzer', 'governance', 'cli'], { cwd: REPO_ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return dirty ? `${head} + uncommitted changes in ${dirty.split('\n').length} file(s) under proxy/analyzer/governance/cli` : head;
+  } catch {
+    return 'unknown (not a git checkout)';
+  }
+}
+
 async function main(): Promise<number> {
   let opts: Options | 'help';
   try {
@@ -298,15 +310,16 @@ async function main(): Promise<number> {
       const t = live.find((x) => x.info.id === s.target)!;
       const w = o.workloads.find((x) => x.id === s.workload)!;
       const prefix = `[${i + 1}/${schedule.length}] round ${s.round} ${w.id.padEnd(15)} ${t.info.label.padEnd(12)}`;
+      const load1 = Math.round(os.loadavg()[0]! * 100) / 100;
       try {
         const r = await runOne(t, w, o.durationS);
-        records.push({ ...s, ...r });
+        records.push({ ...s, load1, ...r });
         const cpu = r.proxyCpuSeconds !== undefined ? `, proxy ${((r.proxyCpuSeconds * 1e6) / r.transactions).toFixed(1)} µs/txn` : '';
-        log(`${prefix} ${Math.round(r.tps)} tps${cpu}${r.failed ? `, ${r.failed} failed txns` : ''}`);
+        log(`${prefix} ${Math.round(r.tps)} tps${cpu}${r.failed ? `, ${r.failed} failed txns` : ''} (load ${load1})`);
       } catch (err) {
         if (aborted) throw err;
         const error = err instanceof Error ? err.message : String(err);
-        records.push({ ...s, ok: false, error });
+        records.push({ ...s, load1, ok: false, error });
         log(`${prefix} FAILED: ${error}`);
       }
     }
@@ -319,7 +332,7 @@ async function main(): Promise<number> {
       records,
       machine,
       command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
-      settings: `pgbench -T ${o.durationS} -j ${o.jobs}, scale ${o.scale}, ${o.rounds} rounds, warm-up ${o.warmupS} s, pgbouncer pool_mode=session, pgairlock via ${o.entry}${o.variants.some((v) => v.configFile) ? `, configs: ${o.variants.map((v) => `${v.label}=${v.configFile ?? '(none)'}`).join(', ')}` : ''}`,
+      settings: `code ${codeVersion()}; pgbench -T ${o.durationS} -j ${o.jobs}, scale ${o.scale}, ${o.rounds} rounds, warm-up ${o.warmupS} s, pgbouncer pool_mode=session, pgairlock via ${o.entry}${o.variants.some((v) => v.configFile) ? `, configs: ${o.variants.map((v) => `${v.label}=${v.configFile ?? '(none)'}`).join(', ')}` : ''}`,
       unavailable,
       loadAtEnd: os.loadavg().map((l) => Math.round(l * 100) / 100),
     };

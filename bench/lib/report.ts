@@ -1,5 +1,5 @@
 import type { MachineInfo } from './machine.js';
-import { type RunRecord, type TargetInfo, pairedRatio, ratiosToReport, summarizeCell } from './stats.js';
+import { type RunRecord, type TargetInfo, cpuRatio, median, pairedRatio, ratiosToReport, summarizeCell } from './stats.js';
 
 /**
  * Turns records into the printed report: ratios first (they are what a run can claim), then the
@@ -44,12 +44,23 @@ export function formatReport(input: ReportInput, style: Style): string {
   const out: string[] = [];
   const heading = (s: string) => out.push('', style === 'markdown' ? `#### ${s}` : `== ${s} ==`, '');
 
+  const loads = input.records.map((r) => r.load1).filter((v): v is number => v !== undefined);
+  const loadMedian = median(loads);
+  if (loadMedian !== undefined && loadMedian > input.machine.cores) {
+    out.push(
+      `WARNING: the machine was busy with other work: 1-minute load average at run starts median ${loadMedian.toFixed(1)}, max ${Math.max(...loads).toFixed(1)}, on ${input.machine.cores} cores. ` +
+        'TPS and TPS ratios are unreliable (see their ranges); proxy CPU µs per transaction is the steadier measure.',
+    );
+  }
+
   heading('Ratios (per round, same workload, back to back; median and range over rounds)');
   const ratioRows: string[][] = [];
   for (const w of input.workloads) {
     for (const pair of ratiosToReport(input.targets)) {
       const r = pairedRatio(input.records, w.id, pair.numerator, pair.denominator);
       const isGoal = pair.denominator === 'pgbouncer' && TARGET_WORKLOADS.includes(w.id) && input.targets.find((t) => t.id === pair.numerator)?.kind === 'pgairlock';
+      const bothProxies = pair.numerator !== 'direct' && pair.denominator !== 'direct';
+      const cpu = bothProxies ? cpuRatio(input.records, w.id, pair.numerator, pair.denominator) : undefined;
       const verdict = !isGoal ? '' : r.median === undefined ? 'no data' : r.median >= TARGET_RATIO ? `met (>= ${TARGET_RATIO})` : `NOT met (< ${TARGET_RATIO})`;
       ratioRows.push([
         w.description,
@@ -57,11 +68,12 @@ export function formatReport(input: ReportInput, style: Style): string {
         fmtRatio(r.median),
         r.pairs > 1 ? `${fmtRatio(r.min)} - ${fmtRatio(r.max)}` : '-',
         String(r.pairs),
+        fmtRatio(cpu),
         verdict,
       ]);
     }
   }
-  out.push(ratioRows.length ? renderTable(['workload', 'ratio', 'median', 'range', 'rounds', 'issue target'], ratioRows, style) : '(no ratio: fewer than two targets ran)');
+  out.push(ratioRows.length ? renderTable(['workload', 'TPS ratio', 'median', 'range', 'rounds', 'CPU µs/txn ratio', 'issue target'], ratioRows, style) : '(no ratio: fewer than two targets ran)');
 
   heading('TPS (median over rounds) and proxy CPU per transaction');
   const rows: string[][] = [];
@@ -99,6 +111,7 @@ export function formatReport(input: ReportInput, style: Style): string {
     ['pgbouncer', m.pgbouncer ?? '(not used)'],
     ['node', m.node],
     ['load average at start / end', `${m.loadAtStart.join(' ')} / ${input.loadAtEnd.join(' ')}`],
+    ['1-min load at run starts', loads.length ? `median ${loadMedian!.toFixed(1)}, min ${Math.min(...loads).toFixed(1)}, max ${Math.max(...loads).toFixed(1)}` : '-'],
     ['settings', input.settings],
     ['command', input.command],
   ];

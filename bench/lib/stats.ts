@@ -37,8 +37,10 @@ export function interleavedSchedule(rounds: number, workloads: readonly string[]
   return out;
 }
 
-export type RunRecord = ScheduledRun &
-  (
+export type RunRecord = ScheduledRun & {
+  /** 1-minute load average when the run started: other work on the machine, the main source of noise. */
+  readonly load1?: number;
+} & (
     | {
         readonly ok: true;
         readonly tps: number;
@@ -129,6 +131,13 @@ export function pairedRatio(records: readonly RunRecord[], workload: string, num
     min: ratios.length ? Math.min(...ratios) : undefined,
     max: ratios.length ? Math.max(...ratios) : undefined,
   };
+}
+
+/** numerator / denominator of the median proxy CPU µs per transaction (both must be proxies). */
+export function cpuRatio(records: readonly RunRecord[], workload: string, numerator: string, denominator: string): number | undefined {
+  const a = summarizeCell(records, workload, numerator).cpuUsPerTxnMedian;
+  const b = summarizeCell(records, workload, denominator).cpuUsPerTxnMedian;
+  return a !== undefined && b !== undefined && b > 0 ? a / b : undefined;
 }
 
 /** The ratios worth printing: every pgairlock variant against pgbouncer and direct, and pgbouncer against direct. */
