@@ -439,7 +439,8 @@ export class Session {
           this.onParameterStatus(f.buf, f.start, f.end);
           break;
         case Backend.NegotiateProtocolVersion:
-          this.negotiatedMinor = f.buf.readInt32BE(f.start + 5);
+          // The message carries the newest version the server supports (major << 16 | minor): keep the minor.
+          this.negotiatedMinor = f.buf.readInt32BE(f.start + 5) & 0xffff;
           break;
       }
       if (gate?.onServerMessage && this.phase === 'ready') gate.onServerMessage(type, f.buf, f.start, f.end);
