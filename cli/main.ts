@@ -4,6 +4,7 @@ import { registerStart } from './commands/start.js';
 import { registerSnapshot } from './commands/snapshot.js';
 import { registerDrift } from './commands/drift.js';
 import { registerAudit } from './commands/audit.js';
+import { registerCheck } from './commands/check.js';
 import { registerChanges } from './commands/changes.js';
 
 /**
@@ -17,7 +18,7 @@ export function buildProgram(): Command {
     .version('0.1.0')
     .showHelpAfterError()
     .exitOverride();
-  for (const register of [registerStart, registerAudit, registerSnapshot, registerDrift, registerChanges]) register(program);
+  for (const register of [registerStart, registerAudit, registerSnapshot, registerDrift, registerChanges, registerCheck]) register(program);
   return program;
 }
 

@@ -133,6 +133,21 @@ export const configSchema = z.strictObject({
   principals: principalsConfigSchema.prefault({}),
   /** The policy: inline rules, `file`, or (neither) docs/default-policy.yaml (governance/policy; docs/policy.md). */
   policy: policyConfigSchema.prefault({}),
+  /** `pgairlock check`, the offline migration linter (docs/rules.md; keys in docs/configuration.md "check"). */
+  check: z
+    .strictObject({
+      /** Rule ids (ours or squawk's) never reported. */
+      disabled_rules: z.array(z.string().min(1)).default([]),
+      /** Opt-in rules to turn on (the application-compatibility ones marked opt-in in docs/rules.md). */
+      enabled_rules: z.array(z.string().min(1)).default([]),
+      /** Lowest severity that makes `check` exit 1; --fail-on overrides. */
+      fail_on: z.enum(['error', 'warning', 'info']).default('warning'),
+      /** Target PostgreSQL major version (13..18); --pg-version overrides. */
+      pg_version: z.number().int().min(13).max(18).default(18),
+      /** Files run inside a transaction the migration tool opens (BEGIN in a file is then nesting). */
+      assume_in_transaction: z.boolean().default(false),
+    })
+    .prefault({}),
   /** Redis for approvals and cross-replica wake-ups. REDIS_URL overrides url; without either, an in-process store. */
   redis: z
     .strictObject({
