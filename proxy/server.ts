@@ -29,7 +29,7 @@ export function parseHostPort(s: string): { host: string; port: number } {
 }
 
 /** Where a client's database goes: config.databases mapping, else the upstream URL's server. */
-export function makeRouter(config: Config): (database: string, user: string) => Route {
+export function makeRouter(config: Config, virtualAuth: Readonly<Record<string, string>> = {}): (database: string, user: string) => Route {
   const url = config.upstream.url ? new URL(config.upstream.url) : undefined;
   const sslmode: SslMode =
     config.upstream.sslmode ?? ((url?.searchParams.get('sslmode') as SslMode | null) ?? 'prefer');
@@ -41,6 +41,9 @@ export function makeRouter(config: Config): (database: string, user: string) => 
     connectTimeoutMs: config.upstream.connect_timeout_ms,
   };
   return (database, user) => {
+    // A virtual database (the admin console) authenticates its users against a real one.
+    const authDb = virtualAuth[database];
+    if (authDb !== undefined) return { target: base, database: authDb, user };
     const m = config.databases[database] ?? config.databases['*'];
     if (!m) return { target: base, database, user };
     return {
@@ -51,13 +54,17 @@ export function makeRouter(config: Config): (database: string, user: string) => 
   };
 }
 
-export async function startProxy(config: Config, log: Logger, hooks: ProxyHooks = {}): Promise<ProxyServer> {
+/**
+ * Starts the listener. `virtualAuth` names the virtual databases pgairlock serves itself and the
+ * upstream database each one authenticates its users against (e.g. { pgairlock: 'postgres' }).
+ */
+export async function startProxy(config: Config, log: Logger, hooks: ProxyHooks = {}, virtualAuth: Readonly<Record<string, string>> = {}): Promise<ProxyServer> {
   const cancels = new CancelRegistry();
   const sessions = new Set<Session>();
   const tlsContext = config.tls
     ? tls.createSecureContext({ cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) })
     : undefined;
-  const route = makeRouter(config);
+  const route = makeRouter(config, virtualAuth);
   const env: SessionEnv = {
     log,
     cancels,
@@ -77,6 +84,12 @@ export async function startProxy(config: Config, log: Logger, hooks: ProxyHooks 
 
   const server = net.createServer({ noDelay: true }, (socket) => {
     if (sessions.size >= config.limits.max_client_connections) {
+      // A refused client may reset the connection: an 'error' without a listener would crash the process.
+      socket.on('error', () => undefined);
+      // Discard its input so its FIN is seen and the socket closes (a paused socket never ends, which
+      // leaked the fd and kept shutdown's server.close() waiting forever); destroy it if it lingers.
+      socket.resume();
+      setTimeout(() => socket.destroy(), 1000).unref();
       // Answer in the protocol so the client shows a real error, not a reset.
       socket.end(
         errorResponse(
