@@ -64,7 +64,7 @@ interface Item {
   readonly body: Json;
   readonly cls: ItemClass;
   /** Present when the caller awaits the commit: failure rejects it instead of counting a gap. */
-  readonly waiter?: { resolve: () => void; reject: (e: unknown) => void };
+  readonly waiter?: { resolve: () => void; reject: (e: Error) => void };
 }
 
 interface Head { seq: number; hash: string }
@@ -357,6 +357,7 @@ export class AuditLog {
     const c = new pg.Client({ connectionString: this.url, connectionTimeoutMillis: this.config.connect_timeout_ms, application_name: `pgairlock-audit-lock:${this.instance}`.slice(0, 63) });
     c.on('error', () => undefined);
     await c.connect();
+    if (this.closed) { await c.end().catch(() => undefined); return; }
     const r = await c.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok', [INSTANCE_LOCK_CLASS, this.instance]);
     if (!r.rows[0]?.ok) {
       await c.end().catch(() => undefined);
@@ -389,7 +390,18 @@ export class AuditLog {
   /** Enqueues a record and waits for its commit; rejects with AuditUnavailableError. */
   private append(id: string, time: string, kind: RecordKind, body: unknown, cls: ItemClass): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.enqueue({ id, time, kind, body: sanitize(body), cls, waiter: { resolve, reject } });
+      // Bound the wait even when an earlier batch hangs: one batch's worst case (connect, head reload, insert).
+      const ms = this.config.connect_timeout_ms + 2 * this.config.write_timeout_ms + 100;
+      const timer = setTimeout(() => {
+        const at = this.queue.indexOf(item);
+        if (at >= 0) this.queue.splice(at, 1); // not written: drop it, so no record appears for a refused statement
+        reject(new AuditUnavailableError(cls, new Error(`no commit within ${ms} ms`)));
+      }, ms);
+      const item: Item = {
+        id, time, kind, body: sanitize(body), cls,
+        waiter: { resolve: () => { clearTimeout(timer); resolve(); }, reject: (e: Error) => { clearTimeout(timer); reject(e); } },
+      };
+      this.enqueue(item);
     });
   }
 
@@ -486,8 +498,13 @@ export class AuditLog {
     this.lastError = err instanceof Error ? err.message : String(err);
     if (this.probe || this.closed) return;
     // Without traffic nobody would notice the store coming back (reads may all be refused): probe it.
+    // On the read pool, so a hanging probe never holds the writer's single connection.
+    let inFlight = false;
     this.probe = setInterval(() => {
-      this.writePool.query('SELECT 1').then(() => this.markHealthy(), () => undefined);
+      if (inFlight) return;
+      inFlight = true;
+      this.readPool.query({ text: 'SELECT 1', query_timeout: this.config.write_timeout_ms } as pg.QueryConfig)
+        .then(() => this.markHealthy(), () => undefined).finally(() => { inFlight = false; });
     }, 1_000);
     this.probe.unref();
   }

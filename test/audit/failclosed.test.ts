@@ -1,3 +1,4 @@
+import net from 'node:net';
 import client from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AUDIT_UNAVAILABLE_SQLSTATE, AuditUnavailableError } from '../../governance/audit/errors.js';
@@ -99,5 +100,42 @@ describe.runIf(postgresAvailable())('fail closed when the control database goes 
       expect(log.health().healthy).toBe(true);
       expect((await log.recordDecision(allowRead())).aggregateKey).toBeDefined();
     } finally { await log.close(); }
+  });
+
+  it('a control database that hangs (black hole, not refused) still fails a change within the bound', async () => {
+    // A loopback forwarder to the cluster that can be frozen: connections stay open, no bytes move.
+    let frozen = false;
+    const sockets = new Set<net.Socket>();
+    const server = net.createServer((downstream) => {
+      const upstream = net.connect(cluster.port, '127.0.0.1');
+      for (const sock of [downstream, upstream]) { sockets.add(sock); sock.on('error', () => undefined); sock.on('close', () => sockets.delete(sock)); }
+      downstream.on('data', (d) => { if (!frozen) upstream.write(d); });
+      upstream.on('data', (d) => { if (!frozen) downstream.write(d); });
+      downstream.on('close', () => upstream.destroy());
+      upstream.on('close', () => downstream.destroy());
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as net.AddressInfo).port;
+    const log = await AuditLog.open({
+      databaseUrl: `postgres://postgres@127.0.0.1:${port}/postgres`, instance: 'fc-hang', registry: new client.Registry(),
+      config: { connect_timeout_ms: 500, write_timeout_ms: 500 },
+    });
+    try {
+      await log.recordDecision(allowUpdate());
+      frozen = true;
+      const t0 = Date.now();
+      await expect(log.recordDecision(allowUpdate())).rejects.toMatchObject({ sqlstate: '58000' });
+      const first = Date.now() - t0;
+      // A second change queued behind the hanging batch is bounded too (connect + 2 x write + 100 ms).
+      const t1 = Date.now();
+      await expect(log.recordDecision(allowUpdate())).rejects.toBeInstanceOf(AuditUnavailableError);
+      expect(first).toBeLessThan(2_000);
+      expect(Date.now() - t1).toBeLessThan(2_000);
+    } finally {
+      frozen = false;
+      for (const sock of sockets) sock.destroy();
+      await log.close();
+      await new Promise((r) => server.close(r));
+    }
   });
 });
