@@ -6,6 +6,7 @@ import { registerDrift } from './commands/drift.js';
 import { registerAudit } from './commands/audit.js';
 import { registerCheck } from './commands/check.js';
 import { registerChanges } from './commands/changes.js';
+import { registerPolicy } from './commands/policy.js';
 
 /**
  * The `pgairlock` command. Each subcommand lives in cli/commands/<name>.ts and exports a
@@ -18,7 +19,7 @@ export function buildProgram(): Command {
     .version('0.1.0')
     .showHelpAfterError()
     .exitOverride();
-  for (const register of [registerStart, registerAudit, registerSnapshot, registerDrift, registerChanges, registerCheck]) register(program);
+  for (const register of [registerStart, registerAudit, registerSnapshot, registerDrift, registerChanges, registerPolicy, registerCheck]) register(program);
   return program;
 }
 

@@ -1,6 +1,8 @@
+import type { Finding } from '../../analyzer/types.js';
 import { BUILTIN_RULES, type BuiltinRule } from './builtin.js';
 import { compileContextConditions, compileUnitConditions, type ContextCondition, type UnitCondition } from './conditions.js';
 import type { DefaultEffectSpec, EffectName, PolicySpec, RuleSpec } from './schema.js';
+import { compileGlobs } from './glob.js';
 import type { ZoneClock } from './window.js';
 
 /**
@@ -19,7 +21,19 @@ export interface CompiledRule {
   readonly unit: readonly UnitCondition[];
   /** The rule's `unparseable` condition, if any (judged by the evaluator itself). */
   readonly unparseable: boolean | undefined;
+  /** Which findings the rule is about (its `findings` condition), for hints; undefined = any. */
+  readonly findingFilter: ((f: Finding) => boolean) | undefined;
   readonly spec: RuleSpec;
+}
+
+const SEVERITY_RANK = { info: 0, warning: 1, error: 2 } as const;
+
+function findingFilterOf(spec: RuleSpec): ((f: Finding) => boolean) | undefined {
+  const c = spec.match.findings;
+  if (!c) return undefined;
+  const rules = c.rules ? compileGlobs(c.rules) : undefined;
+  const min = SEVERITY_RANK[c.min_severity ?? 'info'];
+  return (f) => SEVERITY_RANK[f.severity] >= min && (!rules || rules(f.rule));
 }
 
 export interface CompiledPolicy {
@@ -43,6 +57,7 @@ export function compileRule(spec: RuleSpec, clocks: Map<string, ZoneClock>): Com
     context: compileContextConditions(spec.match, clocks),
     unit: compileUnitConditions(spec.match).filter((c) => c.key !== 'unparseable'),
     unparseable: spec.match.unparseable,
+    findingFilter: findingFilterOf(spec),
     spec,
   };
 }

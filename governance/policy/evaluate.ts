@@ -156,13 +156,15 @@ export function evaluate(input: EvaluationInput, policy: CompiledPolicy): Decisi
   const parseError: ParseFailure | undefined = parsed ? undefined : (input.statements as { readonly parseError: ParseFailure }).parseError;
 
   // The units of each top-level statement (one pseudo-statement for unparseable text).
-  const prepared = input.session?.prepared;
+  let prepared = input.session?.prepared;
   const trees: Unit[][] = [];
   if (parsed) {
     for (const f of parsed) {
       const units: Unit[] = [];
       collectUnits(f, prepared, units);
       trees.push(units);
+      // "PREPARE p AS ...; EXECUTE p" in one string: later statements see the earlier PREPARE.
+      if (f.prepare) prepared = new Map([...(prepared ?? []), [f.prepare.name, f.prepare.inner]]);
     }
   } else if (parseError) {
     trees.push([{ parsed: false, error: parseError }]);
@@ -287,7 +289,7 @@ export function evaluate(input: EvaluationInput, policy: CompiledPolicy): Decisi
   // The rule named in the message: builtins first, then definite matches, then policy order.
   const lead = decisive.find((m) => m.rule.kind === 'builtin') ?? decisive.find((m) => m.definite) ?? decisive[0]!;
   const leadRule = lead.rule.rule;
-  const hint = leadRule.hint ?? hintFromFindings(decisive);
+  const hint = leadRule.hint ?? (overall === 'deny' ? hintFromFindings(decisive) : undefined);
   const sqlstate = leadRule.sqlstate ?? (parseError ? SQLSTATE_SYNTAX_ERROR : SQLSTATE_INSUFFICIENT_PRIVILEGE);
   const position = positionOf(parsed, lead.statement, count, parseError, lead.judgement.unit);
 
@@ -318,7 +320,9 @@ function hintFromFindings(matched: readonly MatchedRule[]): string | undefined {
   for (const m of matched) {
     const u = m.judgement.unit;
     if (!u?.parsed) continue;
-    for (const f of u.facts.findings) if (f.fix && !fixes.includes(f.fix)) fixes.push(f.fix);
+    // A rule about particular findings hints with their fixes only; other rules with every finding's.
+    const only = m.rule.kind === 'policy' ? m.rule.rule.findingFilter : undefined;
+    for (const f of u.facts.findings) if (f.fix && (!only || only(f)) && !fixes.includes(f.fix)) fixes.push(f.fix);
   }
   return fixes.length ? fixes.join('\n') : undefined;
 }

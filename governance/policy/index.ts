@@ -4,6 +4,7 @@ export { compilePolicy, type CompiledPolicy, type CompiledRule } from './compile
 export { PolicyError, loadPolicyFile, loadDefaultPolicy, defaultPolicyPath, parsePolicy, policyFromConfig } from './load.js';
 export { BUILTIN_PROTECT_SCHEMA_ID, PROTECTED_SCHEMA } from './builtin.js';
 export { parseSearchPath } from './units.js';
+export { statementsOf } from './analysis.js';
 export { stateFromRecord } from './state.js';
 export type * from './types.js';
 export type { PolicySpec, RuleSpec, PolicyConfig, PrincipalsConfig, EffectName } from './schema.js';
