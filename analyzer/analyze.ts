@@ -110,6 +110,7 @@ function build(c: Collector, type: string, res: StatementResult, at: Placement, 
   const text = at.text;
   let fp: string | undefined;
   let norm: string | undefined;
+  // One literal with every key (absent ones undefined): a single object shape, no spreads.
   const facts: StatementFacts = {
     index: at.index,
     byteStart: at.byteStart,
@@ -129,17 +130,17 @@ function build(c: Collector, type: string, res: StatementResult, at: Placement, 
     destructive: c.list(c.destructive),
     opaque: c.list(c.opaque),
     privileged: c.list(c.privileged),
-    ...(res.setting ? { setting: res.setting } : {}),
-    ...(res.transaction ? { transaction: res.transaction } : {}),
-    ...(res.prepare ? { prepare: res.prepare } : {}),
-    ...(res.execute ? { execute: res.execute } : {}),
+    setting: res.setting,
+    transaction: res.transaction,
+    prepare: res.prepare,
+    execute: res.execute,
     nested: c.nested ?? EMPTY,
     findings,
-    // Lazy: computed on first read, then remembered (also when the facts sit in the cache).
+    // Lazy: computed on first read, then remembered (also while the facts sit in the cache).
     get fingerprint(): string { return (fp ??= safely(fingerprint, text)); },
     get normalized(): string { return (norm ??= safely(normalize, text)); },
-    ...(res.inverse ? { inverse: res.inverse } : {}),
-    ...(c.hidden ? { hidden: c.hidden } : {}),
+    inverse: res.inverse,
+    hidden: c.hidden,
   };
   return facts;
 }

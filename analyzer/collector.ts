@@ -292,7 +292,7 @@ type Handler = (c: Collector, node: any, scope: Scope | undefined) => void;
 
 /** Dispatch by node type (wrapper key) or by field name for inline structs (typeName). */
 const HANDLERS: Record<string, Handler> = {
-  ColumnRef: (c, n, s) => { if (Array.isArray(n.fields)) c.columnRef(n.fields, s); },
+  ColumnRef: (c, n, s) => { if (Array.isArray(n.fields)) c.columnRef(n.fields, s, c.readRole); },
   FuncCall: (c, n, s) => c.funcCall(n, s),
   RangeVar: (c, n, s) => c.fromRangeVar(n, s),
   TypeName: (c, n) => c.type(typeNameText(n)),

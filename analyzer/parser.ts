@@ -175,7 +175,8 @@ export function plpgsqlAssignmentValue(assignment: string): string | undefined {
     return undefined;
   }
   for (const t of tokens) {
-    if (t.tokenName === 'COLON_EQUALS' || t.tokenName === 'ASCII_61') {
+    // libpg-query names the ':=' token UNKNOWN; its scanned text is what identifies it.
+    if (t.tokenName === 'COLON_EQUALS' || t.text === ':=' || t.text === '=') {
       const buf = Buffer.from(assignment, 'utf8');
       return buf.toString('utf8', t.end);
     }

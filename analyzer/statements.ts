@@ -71,8 +71,9 @@ function selectQuery(c: Collector, n: any, parent: Scope | undefined): void {
   const scope = newScope(parent);
   if (n.withClause) withClause(c, n.withClause, scope);
   if (n.op && n.op !== 'SETOP_NONE') {
-    c.walk(n.larg, scope);
-    c.walk(n.rarg, scope);
+    // larg/rarg are inline SelectStmts (no wrapper): each is its own query level.
+    if (n.larg) selectQuery(c, n.larg, scope);
+    if (n.rarg) selectQuery(c, n.rarg, scope);
     c.walk(n.sortClause, scope);
     c.walk(n.limitCount, scope);
     c.walk(n.limitOffset, scope);
@@ -452,6 +453,8 @@ const STATEMENTS: Record<string, Handler> = {
     const key = table ? c.relation(table, 'reference', spec) : undefined;
     const index: RelationName | undefined = n.idxname ? (table?.schema ? { schema: table.schema, name: n.idxname } : { name: n.idxname }) : undefined;
     if (index) c.relation(index, 'create');
+    const role = c.readRole;
+    c.readRole = 'reference';
     for (const p of (n.indexParams ?? []) as any[]) {
       const el = p?.IndexElem;
       if (!el) continue;
@@ -464,6 +467,7 @@ const STATEMENTS: Record<string, Handler> = {
     if (key !== undefined) scope.entries.push({ ref: table!.name, key });
     c.walk(n.whereClause, scope);
     c.walk(n.indexIncludingParams, scope);
+    c.readRole = role;
     const tag = 'CREATE INDEX';
     const inverse = index && !n.if_not_exists ? `DROP INDEX${concurrent ? ' CONCURRENTLY' : ''} ${quoteRelation(index)}` : undefined;
     return r('ddl', tag, inverse ? { inverse } : {});
