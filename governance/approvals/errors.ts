@@ -9,7 +9,6 @@ export type ApprovalErrorCode =
   | 'self_approval' // the requester tried to approve its own change
   | 'missing_role' // the approver holds none of the required roles
   | 'duplicate_approval' // this principal already approved it
-  | 'executor_is_approver' // approvals.executor_must_differ_from_approver
   | 'reason_required' // rejection or cancellation without a reason
   | 'not_allowed' // e.g. cancelling someone else's change without an approver role
   | 'not_pending' // the request is already decided (approved, rejected, expired, ...)
@@ -27,7 +26,6 @@ export const SQLSTATE: Readonly<Record<ApprovalErrorCode, string>> = {
   self_approval: '42501', // insufficient_privilege
   missing_role: '42501',
   duplicate_approval: '42501',
-  executor_is_approver: '42501',
   reason_required: '22023',
   not_allowed: '42501',
   not_pending: '55000', // object_not_in_prerequisite_state
