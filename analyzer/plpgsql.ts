@@ -38,6 +38,7 @@ export function analyzePlpgsqlBody(c: Collector, functionSql: string, runsNow: b
       if (k === 'PLpgSQL_stmt_dynexecute' || k === 'PLpgSQL_stmt_dynfors' || (k === 'PLpgSQL_stmt_open' && child.dynquery) || (k === 'PLpgSQL_stmt_return_query' && child.dynquery)) {
         c.addOpaque(DYNAMIC);
       }
+      if (k === 'PLpgSQL_stmt_commit' || k === 'PLpgSQL_stmt_rollback') c.addHidden('the body ends transactions itself (COMMIT/ROLLBACK in a procedure)');
       if (k === 'PLpgSQL_expr') expr(child);
       else visit(child, depth + 1);
     }
