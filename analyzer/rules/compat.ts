@@ -1,6 +1,8 @@
-import { as, isObject, list, location, names, str, walk, type Node } from './ast.js';
+import { scanSync } from 'libpg-query';
+import { as, isObject, list, location, names, str, type Node } from './ast.js';
 import { createdEarlier, display, type Report, type RuleFamily } from './family.js';
 import type { RuleMeta } from '../findings.js';
+import type { RuleInput } from './index.js';
 
 /**
  * Changes that finish quickly but can break running clients or an application-only rollback
@@ -78,7 +80,7 @@ export const compatRules: RuleFamily = {
   ],
   check(input, report) {
     const { stmt, context } = input;
-    if (CREATING.some((k) => as(stmt, k) !== undefined)) identifiers(stmt, report);
+    if (CREATING.some((k) => as(stmt, k) !== undefined)) identifiers(input, report);
     const domain = as(stmt, 'CreateDomainStmt');
     if (domain) {
       const checks = list(domain.constraints).map((c) => as(c, 'Constraint')).filter((c) => c?.contype === 'CONSTR_CHECK');
@@ -248,19 +250,27 @@ function checkAlter(alter: Node, isNew: boolean, report: Report): void {
   }
 }
 
-/** Names longer than 63 bytes in what the statement creates. */
-function identifiers(stmt: Node, report: Report): void {
+/**
+ * Names longer than 63 bytes in what the statement creates. The parser has already truncated them in
+ * the AST, so this reads the scanner's IDENT tokens (their source text) over the statement's bytes.
+ */
+function identifiers(input: RuleInput, report: Report): void {
+  const bytes = Buffer.from(input.sql, 'utf8').subarray(input.byteStart, input.byteEnd);
+  let tokens: { start: number; text: string; tokenName: string }[];
+  try {
+    tokens = scanSync(bytes.toString('utf8')).tokens;
+  } catch {
+    return;
+  }
   const seen = new Set<string>();
-  const checkName = (name: unknown, at: number | undefined) => {
-    if (typeof name !== 'string' || Buffer.byteLength(name, 'utf8') <= 63 || seen.has(name)) return;
+  for (const t of tokens) {
+    if (t.tokenName !== 'IDENT') continue;
+    const name = t.text.startsWith('"') ? t.text.slice(1, -1).split('""').join('"') : t.text.toLowerCase();
+    const len = Buffer.byteLength(name, 'utf8');
+    if (len <= 63 || seen.has(name)) continue;
     seen.add(name);
-    report('identifier-too-long', at, { message: `Identifier "${name}" is ${Buffer.byteLength(name, 'utf8')} bytes; PostgreSQL truncates it to 63.` });
-  };
-  walk(stmt, (type, node) => {
-    if (type === 'RangeVar') checkName(node.relname, location(node));
-    else if (type === 'ColumnDef') checkName(node.colname, location(node));
-    else if (type === 'Constraint') checkName(node.conname, location(node));
-    else if (type === 'IndexStmt') checkName(node.idxname, location(node.relation));
-    return true;
-  });
+    report('identifier-too-long', input.byteStart + t.start, {
+      message: `Identifier "${name}" is ${len} bytes; PostgreSQL silently truncates it to 63.`,
+    });
+  }
 }
