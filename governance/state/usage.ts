@@ -182,18 +182,27 @@ abstract class BufferedUsageIndex implements UsageIndex {
     // One flush at a time: a second caller waits for the running one and then applies what arrived since.
     while (this.flushing) await this.flushing;
     if (this.buffer.length === 0) return;
-    const batch = this.buffer;
+    const events = this.buffer;
     this.buffer = [];
-    this.flushing = this.apply(this.aggregate(batch))
-      .catch((err: unknown) => {
-        this.failedFlushes += 1;
-        this.dropped += batch.length;
-        this.options.onError?.(err);
-      })
-      .finally(() => {
-        this.flushing = undefined;
-      });
+    this.flushing = this.applyInChunks(events).finally(() => {
+      this.flushing = undefined;
+    });
     await this.flushing;
+  }
+
+  /** batchSize events at a time, yielding to the event loop in between, so a big backlog never stalls the proxy. */
+  private async applyInChunks(events: readonly UseEvent[]): Promise<void> {
+    for (let i = 0; i < events.length; i += this.batchSize) {
+      if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      const chunk = events.slice(i, i + this.batchSize);
+      try {
+        await this.apply(this.aggregate(chunk));
+      } catch (err) {
+        this.failedFlushes += 1;
+        this.dropped += chunk.length;
+        this.options.onError?.(err);
+      }
+    }
   }
 
   private aggregate(events: readonly UseEvent[]): Increment[] {
@@ -222,7 +231,8 @@ abstract class BufferedUsageIndex implements UsageIndex {
 
   async recentUsers(query: UsageQuery, sinceMs: number, exclude?: string | UsageExclusion): Promise<RecentUser[]> {
     await this.flush();
-    const users = await this.query(query, sinceMs);
+    // Nothing older than the retention is remembered, whatever was asked.
+    const users = await this.query(query, Math.max(sinceMs, this.now() - this.retentionMs));
     return users.filter((u) => !excluded(u, exclude)).sort((a, b) => b.lastUsed - a.lastUsed || a.principal.localeCompare(b.principal));
   }
 
