@@ -8,20 +8,51 @@ import type { Json } from './types.js';
  * whose value is undefined omitted. Never change this function: every stored hash depends on it.
  */
 export function canonicalJson(value: unknown): string {
-  if (value === null) return 'null';
+  const out: string[] = [];
+  write(value, out);
+  return out.join('');
+}
+
+const byCodeUnit = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+function write(value: unknown, out: string[]): void {
+  if (value === null) { out.push('null'); return; }
   switch (typeof value) {
     case 'boolean':
-      return value ? 'true' : 'false';
+      out.push(value ? 'true' : 'false');
+      return;
     case 'number':
       if (!Number.isFinite(value)) throw new TypeError(`canonicalJson: non-finite number ${value}`);
-      return JSON.stringify(value);
+      out.push(JSON.stringify(value));
+      return;
     case 'string':
-      return JSON.stringify(value);
+      out.push(JSON.stringify(value));
+      return;
     case 'object': {
-      if (Array.isArray(value)) return `[${value.map((v) => (v === undefined ? 'null' : canonicalJson(v))).join(',')}]`;
+      if (Array.isArray(value)) {
+        out.push('[');
+        for (let i = 0; i < value.length; i++) {
+          if (i > 0) out.push(',');
+          const v: unknown = value[i];
+          if (v === undefined) out.push('null'); else write(v, out);
+        }
+        out.push(']');
+        return;
+      }
       const obj = value as Record<string, unknown>;
-      const keys = Object.keys(obj).filter((k) => obj[k] !== undefined).sort();
-      return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(',')}}`;
+      const keys = Object.keys(obj).sort(byCodeUnit);
+      out.push('{');
+      let first = true;
+      for (const k of keys) {
+        const v = obj[k];
+        if (v === undefined) continue;
+        if (!first) out.push(',');
+        first = false;
+        out.push(JSON.stringify(k), ':');
+        write(v, out);
+      }
+      out.push('}');
+      return;
     }
     default:
       throw new TypeError(`canonicalJson: cannot serialise a ${typeof value}`);
