@@ -118,7 +118,7 @@ export function formatReport(input: ReportInput, style: Style): string {
   out.push(style === 'markdown' ? facts.map(([k, v]) => `- ${k}: ${k === 'command' ? `\`${v}\`` : v}`).join('\n') : facts.map(([k, v]) => `${k.padEnd(28)} ${v}`).join('\n'));
   out.push(
     '',
-    'pgbench, PostgreSQL and the proxies share the same cores: absolute TPS is this machine on this day; the ratios are the result.',
+    'pgbench, PostgreSQL and the proxies share the same cores: absolute TPS describes this machine at this moment only; compare ratios from one run, never figures across runs.',
   );
   return out.join('\n').trimStart() + '\n';
 }
