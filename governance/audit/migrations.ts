@@ -95,7 +95,10 @@ export async function migrate(client: pg.ClientBase): Promise<MigrateResult> {
   await client.query('BEGIN');
   try {
     await client.query('SELECT pg_advisory_xact_lock($1, $2)', [MIGRATION_LOCK[0], MIGRATION_LOCK[1]]);
-    await client.query(`CREATE SCHEMA IF NOT EXISTS ${AUDIT_SCHEMA}`);
+    // CREATE SCHEMA checks the database CREATE privilege even with IF NOT EXISTS: skip it when a DBA
+    // has already created the schema for a dedicated owner role (docs/audit.md, "Grants").
+    const schema = await client.query<{ ok: boolean }>(`SELECT to_regnamespace('${AUDIT_SCHEMA}') IS NOT NULL AS ok`);
+    if (!schema.rows[0]?.ok) await client.query(`CREATE SCHEMA ${AUDIT_SCHEMA}`);
     await client.query(`CREATE TABLE IF NOT EXISTS pgairlock.migrations (
       version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
     // Re-read under the lock: another replica may have migrated while we waited.

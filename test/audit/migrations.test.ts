@@ -1,8 +1,8 @@
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { currentVersion, LATEST_VERSION, migrate } from '../../governance/audit/migrations.js';
+import { currentVersion, LATEST_VERSION, migrate, MIGRATIONS } from '../../governance/audit/migrations.js';
 import { AuditLog } from '../../governance/audit/log.js';
-import { postgresAvailable, urlWithDatabase, useTestDatabase } from '../harness/db.js';
+import { adminQuery, postgresAvailable, urlWithDatabase, useTestDatabase } from '../harness/db.js';
 import { allowUpdate } from './fixtures.js';
 
 const db = useTestDatabase();
@@ -41,33 +41,42 @@ describe.runIf(postgresAvailable())('audit schema migrations', () => {
     expect((await db.query('SELECT count(*)::int AS n FROM pgairlock.audit_log')).rows[0]).toEqual({ n: 1 });
   });
 
-  it('the documented grants: a role with INSERT and SELECT only can run pgairlock, and cannot change the log', async () => {
-    const role = `${db.name}_w`.slice(0, 60);
-    // The DBA setup from docs/audit.md ("Grants").
-    await db.query(`CREATE ROLE "${role}" LOGIN PASSWORD 'pw'`);
-    await db.query(`GRANT CONNECT ON DATABASE "${db.name}" TO "${role}"`);
-    await db.query(`GRANT USAGE ON SCHEMA pgairlock TO "${role}"`);
-    await db.query(`GRANT SELECT ON pgairlock.migrations TO "${role}"`);
-    await db.query(`GRANT SELECT, INSERT ON pgairlock.audit_log TO "${role}"`);
+  it('the documented grants: a DBA-created owner migrates, a writer with INSERT and SELECT only runs pgairlock and cannot change the log', async () => {
+    const g = `${db.name}_g`.slice(0, 63);
+    const owner = `${db.name}_o`.slice(0, 60);
+    const writer = `${db.name}_w`.slice(0, 60);
+    const asRole = (role: string) => { const u = new URL(urlWithDatabase(db.url, g)); u.username = role; u.password = 'pw'; return u.toString(); };
+    await adminQuery(`CREATE DATABASE "${g}"`);
     try {
-      const u = new URL(urlWithDatabase(db.url, db.name));
-      u.username = role;
-      u.password = 'pw';
+      const su = await client(urlWithDatabase(db.url, g));
+      // The DBA setup from docs/audit.md ("Grants"), verbatim apart from names.
+      await su.query(`CREATE ROLE "${owner}" LOGIN PASSWORD 'pw'`);
+      await su.query(`CREATE ROLE "${writer}" LOGIN PASSWORD 'pw'`);
+      await su.query(`REVOKE CREATE ON SCHEMA public FROM PUBLIC`);
+      await su.query(`CREATE SCHEMA pgairlock AUTHORIZATION "${owner}"`);
+      const own = await client(asRole(owner));
+      expect((await migrate(own)).applied).toEqual(MIGRATIONS.map((m) => m.version));
+      await own.query(`GRANT USAGE ON SCHEMA pgairlock TO "${writer}"`);
+      await own.query(`GRANT SELECT ON pgairlock.migrations TO "${writer}"`);
+      await own.query(`GRANT SELECT, INSERT ON pgairlock.audit_log TO "${writer}"`);
+
       // migrate: true is harmless when the schema is current: it needs no CREATE privilege then.
-      const log = await AuditLog.open({ databaseUrl: u.toString(), instance: 'mig-writer' });
+      const log = await AuditLog.open({ databaseUrl: asRole(writer), instance: 'mig-writer' });
       const r = await log.recordDecision(allowUpdate());
       expect(r.committed).toBe(true);
       await log.close();
-      const w = await client(u.toString());
+      const w = await client(asRole(writer));
       await expect(w.query(`UPDATE pgairlock.audit_log SET kind = 'x'`)).rejects.toMatchObject({ code: '42501', message: expect.stringContaining('permission denied') });
       await expect(w.query('DELETE FROM pgairlock.audit_log')).rejects.toMatchObject({ code: '42501', message: expect.stringContaining('permission denied') });
       await expect(w.query('TRUNCATE pgairlock.audit_log')).rejects.toMatchObject({ code: '42501' });
       await expect(w.query('ALTER TABLE pgairlock.audit_log DISABLE TRIGGER ALL')).rejects.toMatchObject({ code: '42501' });
-      await w.end();
-      clients.splice(clients.indexOf(w), 1);
+      // Even the owner cannot change a record while the trigger is enabled.
+      await expect(own.query(`DELETE FROM pgairlock.audit_log`)).rejects.toMatchObject({ code: '42501', message: expect.stringContaining('append-only') });
+      for (const c of clients.splice(0)) await c.end();
     } finally {
-      await db.query(`REASSIGN OWNED BY "${role}" TO postgres; DROP OWNED BY "${role}"`).catch(() => undefined);
-      await db.query(`DROP ROLE IF EXISTS "${role}"`).catch(() => undefined);
+      await adminQuery(`DROP DATABASE IF EXISTS "${g}" WITH (FORCE)`);
+      await adminQuery(`DROP ROLE IF EXISTS "${owner}"`).catch(() => undefined);
+      await adminQuery(`DROP ROLE IF EXISTS "${writer}"`).catch(() => undefined);
     }
   });
 });
