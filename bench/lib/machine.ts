@@ -10,6 +10,8 @@ export interface MachineInfo {
   readonly kernel: string;
   readonly memoryGiB: number;
   readonly postgres: string;
+  /** Server settings that move TPC-B and select-only numbers. */
+  readonly postgresSettings: string;
   readonly pgbench: string;
   readonly pgbouncer: string | undefined;
   readonly node: string;
@@ -39,7 +41,15 @@ export async function describeMachine(adminUrl: string, pgbouncerBin: string | u
   const pgVersion = await adminQuery<{ version: string }>(adminUrl, 'SELECT version() AS version', 10_000)
     .then((r) => r.rows[0]?.version ?? 'unknown')
     .catch((err: unknown) => `unreachable (${err instanceof Error ? err.message : String(err)})`);
+  const settings = await adminQuery<{ s: string }>(
+    adminUrl,
+    "SELECT string_agg(name || '=' || current_setting(name), ', ' ORDER BY name) AS s FROM pg_settings WHERE name IN ('shared_buffers', 'fsync', 'synchronous_commit', 'autovacuum', 'max_connections')",
+    10_000,
+  )
+    .then((r) => r.rows[0]?.s ?? 'unknown')
+    .catch(() => 'unknown');
   return {
+    postgresSettings: settings,
     cores: os.availableParallelism(),
     cpuModel: cpuModel(),
     kernel: `${os.type()} ${os.release()}`,

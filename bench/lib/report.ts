@@ -106,7 +106,7 @@ export function formatReport(input: ReportInput, style: Style): string {
     ['CPU', `${m.cores} cores, ${m.cpuModel}`],
     ['memory', `${m.memoryGiB} GiB`],
     ['kernel', m.kernel],
-    ['PostgreSQL', m.postgres],
+    ['PostgreSQL', `${m.postgres} (${m.postgresSettings})`],
     ['pgbench', m.pgbench],
     ['pgbouncer', m.pgbouncer ?? '(not used)'],
     ['node', m.node],
