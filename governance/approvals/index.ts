@@ -9,3 +9,5 @@ export { RedisApprovalStore, type RedisStoreOptions } from './redis-store.js';
 export { ApprovalService, type ApprovalsConfig, type HoldInput } from './service.js';
 export { createApprovalService, createApprovalStore, redisUrlFrom, type FactoryOptions } from './factory.js';
 export { formatChange, formatChangeList } from './format.js';
+export { approvalAuditEvent, SYSTEM_ACTOR } from './audit.js';
+export { changeDetailRows, changeListRows, LIST_COLUMNS } from './format.js';

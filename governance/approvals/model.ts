@@ -70,6 +70,8 @@ export interface ChangeRequest {
   readonly rules: readonly HoldRule[];
   readonly required: RequiredApprovals;
   readonly mode: HoldMode;
+  /** The audit decision record of the hold, when the proxy passed it (links audit records to the request). */
+  readonly decisionId?: string;
   readonly createdAt: string;
   readonly expiresAt: string;
   readonly status: ChangeStatus;
@@ -149,6 +151,7 @@ export interface NewChangeRequest {
   readonly rules: readonly HoldRule[];
   readonly required: RequiredApprovals;
   readonly mode: HoldMode;
+  readonly decisionId?: string;
   readonly createdAt: Date;
   readonly expiresAt: Date;
 }
@@ -175,6 +178,7 @@ export function createChangeRequest(input: NewChangeRequest): ChangeRequest {
     rules: input.rules.map((r) => ({ rule: r.rule, reason: r.reason })),
     required: { count: input.required.count, roles: [...input.required.roles] },
     mode: input.mode,
+    ...(input.decisionId ? { decisionId: input.decisionId } : {}),
     createdAt: at,
     expiresAt: input.expiresAt.toISOString(),
     status: 'pending',

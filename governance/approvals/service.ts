@@ -20,6 +20,8 @@ export interface HoldInput {
   /** Default: approvals.default_required. */
   readonly required?: RequiredApprovals;
   readonly mode: HoldMode;
+  /** The audit decision record id of the hold (AuditLog.recordDecision receipt), to link the two. */
+  readonly decisionId?: string;
 }
 
 /**
@@ -49,6 +51,7 @@ export class ApprovalService {
       rules: input.rules,
       required: input.required ?? this.config.default_required,
       mode: input.mode,
+      ...(input.decisionId ? { decisionId: input.decisionId } : {}),
       ttlMs: this.config.expire_after_seconds * 1000,
     });
   }

@@ -12,6 +12,8 @@ export interface PrivateRedis {
   start(): Promise<void>;
   /** SIGKILL: Redis vanishes as in a crash. */
   kill(): Promise<void>;
+  /** e.g. SIGSTOP / SIGCONT: Redis stays connected but stops answering. */
+  signal(sig: NodeJS.Signals): void;
   destroy(): Promise<void>;
 }
 
@@ -60,6 +62,9 @@ export async function startPrivateRedis(opts: { persistent?: boolean } = {}): Pr
     url: `redis://127.0.0.1:${port}`,
     start,
     kill,
+    signal: (sig) => {
+      if (child && child.exitCode === null) child.kill(sig);
+    },
     destroy: async () => {
       await kill();
       rmSync(dir, { recursive: true, force: true });

@@ -100,3 +100,32 @@ describe('Redis down, then up again (persistent): a waiter survives the outage',
     expect(Date.now() - t).toBeLessThan(5000);
   });
 });
+
+describe('Redis hung (SIGSTOP): commands time out instead of hanging', () => {
+  let redis: PrivateRedis;
+  let store: RedisApprovalStore;
+  beforeAll(async () => {
+    redis = await startPrivateRedis();
+    store = new RedisApprovalStore({ url: redis.url, keyPrefix: 'hung:', commandTimeoutMs: 500, recheckIntervalMs: 60_000 });
+    await store.ready();
+  });
+  afterAll(async () => {
+    redis?.signal('SIGCONT');
+    await store?.close();
+    await redis?.destroy();
+  });
+
+  it('fails with store_unavailable within the command timeout, and works once Redis answers again', async () => {
+    const r = await store.create(holdInput());
+    redis.signal('SIGSTOP');
+    try {
+      const { ms, error } = await timed(store.approve(r.id, alice));
+      expect((error as ApprovalError).code).toBe('store_unavailable');
+      expect(ms).toBeLessThan(2500);
+    } finally {
+      redis.signal('SIGCONT');
+    }
+    const { value } = await eventually(() => store.approve(r.id, alice), 15_000);
+    expect(value.status).toBe('approved');
+  });
+});
