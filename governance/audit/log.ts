@@ -194,7 +194,7 @@ export class AuditLog {
         this.metrics.refused.inc({ class: 'change' });
         throw err;
       }
-      return { id, committed: true, change: true };
+      return { id, committed: true, change: true, sessionId: input.session.sessionId, principal: input.session.principal.name };
     }
 
     const refuse = this.config.on_store_failure_for_reads === 'refuse';
@@ -214,13 +214,13 @@ export class AuditLog {
         this.metrics.refused.inc({ class: 'read' });
         throw err;
       }
-      return { id, committed: true, change: false };
+      return { id, committed: true, change: false, sessionId: input.session.sessionId, principal: input.session.principal.name };
     }
     this.enqueue({ id, time, kind: 'decision', body: sanitize(body), cls: 'read' });
-    return { id, committed: false, change: false };
+    return { id, committed: false, change: false, sessionId: input.session.sessionId, principal: input.session.principal.name };
   }
 
-  /** Records how a forwarded statement ended. Never blocks the caller; group-committed. */
+  /** Records how a forwarded statement ended, linked to its decision. Never blocks the caller; group-committed. */
   recordOutcome(receipt: DecisionReceipt, outcome: OutcomeInput, session?: SessionInfo): void {
     if (receipt.aggregateKey !== undefined) {
       this.foldOutcome(receipt.aggregateKey, outcome);
@@ -228,8 +228,8 @@ export class AuditLog {
     }
     const body: OutcomeBody = {
       decision_id: receipt.id,
-      session_id: session?.sessionId ?? '',
-      principal: session?.principal.name ?? '',
+      session_id: session?.sessionId ?? receipt.sessionId ?? '',
+      principal: session?.principal.name ?? receipt.principal ?? '',
       outcome: outcomeSummary(outcome),
       catalog_version_after: outcome.catalogVersionAfter ?? null,
     };

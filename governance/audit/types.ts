@@ -130,6 +130,9 @@ export interface DecisionReceipt {
   readonly change: boolean;
   /** Set when the read is folded into a per-fingerprint aggregate instead of a record of its own. */
   readonly aggregateKey?: string;
+  /** Copied into the outcome record. */
+  readonly sessionId?: string;
+  readonly principal?: string;
 }
 
 // ---- stored bodies (snake_case; the hash covers them) ----

@@ -47,7 +47,7 @@ describe.runIf(postgresAvailable())('AuditLog writer', () => {
         approvals: [{ approver: 'bob', roles: ['dba'], at: '2026-11-25T08:00:00.000Z', comment: 'ok', change_id: 'chg-1' }],
         write_ahead: true, wal_lsn: '0/16B3748', catalog_version_before: 'cat-v1', inverse: null,
       });
-      log.recordOutcome(receipt, { status: 'error', commandTag: null, rows: null, durationMs: 1.5, sqlstate: '23505', message: 'duplicate key', catalogVersionAfter: 'cat-v2' }, session());
+      log.recordOutcome(receipt, { status: 'error', commandTag: null, rows: null, durationMs: 1.5, sqlstate: '23505', message: 'duplicate key', catalogVersionAfter: 'cat-v2' });
       await log.flush();
       const shown = await q.show(receipt.id);
       expect(shown?.related).toHaveLength(1);
