@@ -21,7 +21,7 @@ interface PgErr extends Error {
   code?: string;
 }
 
-async function setUp(cluster: PrivateCluster): Promise<void> {
+function setUp(cluster: PrivateCluster): void {
   cluster.psql(`CREATE ROLE ${USER} LOGIN PASSWORD '${PASSWORD}'`);
   cluster.psql(`CREATE DATABASE ${DB} OWNER ${USER}`);
 }
@@ -70,7 +70,7 @@ describe.skipIf(!postgresAvailable())('authentication relayed through the proxy'
       let proxy: TestProxy;
       beforeAll(async () => {
         cluster = await startPrivateCluster({ auth: method });
-        await setUp(cluster);
+        setUp(cluster);
         proxy = await startTestProxy({ upstream: { url: `${cluster.url('postgres')}?sslmode=disable` } });
       });
       afterAll(async () => {
@@ -132,7 +132,7 @@ describe.skipIf(!postgresAvailable())('authentication relayed through the proxy'
     };
     beforeAll(async () => {
       cluster = await startPrivateCluster({ auth: 'scram-sha-256', tls: true });
-      await setUp(cluster);
+      setUp(cluster);
       clientCert = selfSignedCert();
     });
     afterAll(async () => {

@@ -236,7 +236,7 @@ describe.skipIf(!postgresAvailable())('limits.max_client_connections', () => {
     }
     expect(err?.code).toBe('53300');
     expect(err?.message).toContain('too many clients');
-    await a!.end();
+    await a.end();
     // The slot is released once the proxy sees the close (bounded wait).
     let d: pg.Client | undefined;
     for (let i = 0; i < 40 && !d; i++) {

@@ -142,7 +142,7 @@ describe.skipIf(!postgresAvailable())('node-postgres through the proxy', () => {
     });
     await pipeline(c.query(copyTo('COPY (SELECT id, body FROM bulk ORDER BY id) TO STDOUT')), sink);
     expect(got).toBe(bytes);
-    expect(received.digest('hex')).toBe(direct.rows[0].h);
+    expect(received.digest('hex')).toBe(direct.rows[0]!.h);
     expect((await c.query('SELECT count(*)::int AS n FROM bulk')).rows).toEqual([{ n: rows }]);
   });
 
