@@ -61,6 +61,7 @@ export function touchesCreated(statements: readonly StatementFacts[], created: R
   if (created.size === 0) return false;
   const bare = new Set<string>();
   for (const k of created) { bare.add(k); const dot = k.lastIndexOf('.'); if (dot >= 0) bare.add(k.slice(dot + 1)); }
-  for (const f of statements) for (const r of f.relations) if (bare.has(r.relation.name) || bare.has(relationKey(r.relation))) return true;
+  // A relation the text itself creates does not count: its findings do not depend on the context.
+  for (const f of statements) for (const r of f.relations) if (r.role !== 'create' && (bare.has(r.relation.name) || bare.has(relationKey(r.relation)))) return true;
   return false;
 }
