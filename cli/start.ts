@@ -1,7 +1,7 @@
 import { loadConfig } from '../governance/config/load.js';
 import { createLogger } from '../proxy/logger.js';
-import { startProxy } from '../proxy/server.js';
 import { startEmbeddedPostgres, type EmbeddedServer } from './embedded.js';
+import { startRuntime, type Runtime } from './runtime.js';
 
 /**
  * `pgairlock start`: load config, start an embedded PostgreSQL when no upstream is configured,
@@ -19,14 +19,14 @@ export async function runStart(opts: { config?: string }): Promise<void> {
     config.upstream.url = embedded.url;
   }
 
-  let proxy;
+  let runtime: Runtime;
   try {
-    proxy = await startProxy(config, log);
+    runtime = await startRuntime(config, log);
   } catch (err) {
     await embedded?.stop();
     throw err;
   }
-  const { host, port } = proxy.address;
+  const { host, port } = runtime.proxy.address;
   const user = embedded ? `postgres:${encodeURIComponent(embedded.password)}` : '<user>';
   const db = embedded ? 'postgres' : '<database>';
   process.stdout.write(
@@ -43,7 +43,7 @@ export async function runStart(opts: { config?: string }): Promise<void> {
     stopping = true;
     log.info({ signal }, 'stopping');
     void (async () => {
-      await proxy.shutdown();
+      await runtime.close();
       await embedded?.stop();
       process.stdout.write('pgairlock stopped\n');
       process.exit(0);

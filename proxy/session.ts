@@ -65,6 +65,8 @@ export interface SessionGate {
   onClientMessage(type: number, buf: Buffer, start: number, end: number): GateVerdict | Promise<GateVerdict> | undefined;
   /** Backend messages the gate follows to learn outcomes: CommandComplete, ErrorResponse, ReadyForQuery. */
   onServerMessage?(type: number, buf: Buffer, start: number, end: number): void;
+  /** The client sent a valid CancelRequest for this session. */
+  onCancel?(): void;
   onClose?(): void;
 }
 
@@ -446,7 +448,6 @@ export class Session {
       if (gate?.onServerMessage && this.phase === 'ready') gate.onServerMessage(type, f.buf, f.start, f.end);
       out.add(f.buf, f.start, f.end);
     }
-    if (this.virtual) return; // the virtual database answers the client itself
     if (!out.flush()) {
       this.upstream?.pause();
       this.client.once('drain', () => this.upstream?.resume());
@@ -470,7 +471,15 @@ export class Session {
     this.upstreamKey = { pid: buf.readInt32BE(start + 5), secret: Buffer.from(buf.subarray(start + 9, end)) };
     // Protocol 3.2 allows long keys; 3.0 clients expect exactly 4 bytes.
     const minor = this.negotiatedMinor ?? this.requestedMinor;
-    const ours = this.env.cancels.issue({ cancel: () => this.cancelUpstream() }, minor >= 2 ? 32 : 4);
+    const ours = this.env.cancels.issue(
+      {
+        cancel: () => {
+          this.gate?.onCancel?.();
+          this.cancelUpstream();
+        },
+      },
+      minor >= 2 ? 32 : 4,
+    );
     this.releaseKey = ours.release;
     out.addBuffer(backendKeyData(ours.pid, ours.secret));
   }
@@ -559,6 +568,12 @@ export class Session {
   sendToClient(...messages: Buffer[]): void {
     for (const m of messages) this.toClient.addBuffer(m);
     this.toClient.flush();
+  }
+
+  /** Ends the session quietly (the client said Terminate). */
+  end(): void {
+    this.closing = true;
+    this.shutdownBoth();
   }
 
   /** Ends the session with a FATAL error (client side) and closes the upstream. */

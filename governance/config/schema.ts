@@ -73,6 +73,13 @@ export const configSchema = z.strictObject({
   shutdown_timeout_ms: z.number().int().min(0).default(30_000),
   /** Label of this proxy's environment (e.g. production); policies can match on it. */
   environment: z.string().min(1).default('default'),
+  /** The admin console: `psql -d pgairlock` is served by pgairlock itself (proxy/console, docs/approvals.md). */
+  console: z
+    .strictObject({
+      /** Upstream database the console's users authenticate against (they need CONNECT on it). */
+      auth_database: z.string().min(1).default('postgres'),
+    })
+    .prefault({}),
   /** Name of this proxy instance (audit chain id); default: hostname and pid. */
   instance: z.string().min(1).optional(),
   /** Audit trail (governance/audit, docs/audit.md; keys documented in docs/configuration.md "audit"). */

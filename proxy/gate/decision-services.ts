@@ -1,0 +1,258 @@
+import type { ApprovalService, ChangeRequest } from '../../governance/approvals/index.js';
+import type { AuditLog } from '../../governance/audit/log.js';
+import { summarizeFacts } from '../../governance/audit/build.js';
+import type { ApprovalRef, DecisionReceipt, DecisionSummary, SessionInfo as AuditSession } from '../../governance/audit/types.js';
+import type { Decision, HoldDecision } from '../../governance/policy/types.js';
+import type { StatementFacts } from '../../analyzer/types.js';
+import { SqlState, type PgErrorFields } from '../errors.js';
+import type { GateVerdict } from '../session.js';
+import { wireErrorToPg, type GateContext, type GatedStatement, type GateServices, type StatementOutcomeEvent } from './governed-gate.js';
+
+/** What the decision path can reach; each part optional (no audit configured, no approvals...). */
+export interface DecisionDeps {
+  readonly audit?: AuditLog;
+  readonly approvals?: ApprovalService;
+  /** pg_current_wal_lsn() of the upstream server (a separate service connection). */
+  readonly walLsn?: () => Promise<string | null>;
+  /** How a client is told to approve a change (shown in notices and errors). */
+  readonly approveHint: (changeId: string) => string;
+  readonly onDdlForwarded?: (ctx: GateContext, stmt: GatedStatement) => void;
+  readonly recordUse?: (ctx: GateContext, statements: readonly StatementFacts[]) => void;
+}
+
+const FORWARD: GateVerdict = { action: 'forward' };
+
+/**
+ * The decision path after the policy: audit (write-ahead for changes), approvals (hold, defer,
+ * wait, single use), and outcomes. Fail closed: if a change cannot be audited, or the approval
+ * store cannot be read for a held statement, the statement is refused with a clear error.
+ */
+export class DecisionServices implements GateServices {
+  /** Audit receipts of forwarded statements, per statement of the string, for their outcomes. */
+  private readonly receipts = new WeakMap<GatedStatement, Promise<DecisionReceipt | undefined>[]>();
+
+  constructor(private readonly deps: DecisionDeps) {}
+
+  onDecision(ctx: GateContext, stmt: GatedStatement): GateVerdict | Promise<GateVerdict> | undefined {
+    const d = stmt.decision;
+    if (d.effect === 'allow') return this.allow(ctx, stmt, d);
+    if (d.effect === 'deny') {
+      this.audit(ctx, stmt, summary(d), false);
+      return { action: 'refuse', error: wireErrorToPg(d.error) };
+    }
+    return this.hold(ctx, stmt, d);
+  }
+
+  private allow(ctx: GateContext, stmt: GatedStatement, d: Decision, approval?: ChangeRequest): GateVerdict | Promise<GateVerdict> | undefined {
+    if (!this.deps.audit) {
+      this.afterForward(ctx, stmt);
+      return undefined;
+    }
+    const receipts = this.audit(ctx, stmt, summary(d, approval), true, approval);
+    this.receipts.set(stmt, receipts);
+    const mustCommit = receipts.some((_, i) => isChangeIndex(stmt, i));
+    if (!mustCommit) {
+      this.afterForward(ctx, stmt);
+      return undefined;
+    }
+    // Write-ahead: the change is forwarded only once its decision record is committed.
+    return Promise.all(receipts).then(
+      () => {
+        this.afterForward(ctx, stmt);
+        return FORWARD;
+      },
+      (err: unknown) => ({ action: 'refuse' as const, error: auditUnavailable(err) }),
+    );
+  }
+
+  private afterForward(ctx: GateContext, stmt: GatedStatement): void {
+    if (!stmt.analysis.ok) return;
+    this.deps.recordUse?.(ctx, stmt.analysis.statements);
+    if (stmt.analysis.statements.some((f) => f.kind === 'ddl')) this.deps.onDdlForwarded?.(ctx, stmt);
+  }
+
+  private async hold(ctx: GateContext, stmt: GatedStatement, d: HoldDecision): Promise<GateVerdict> {
+    const approvals = this.deps.approvals;
+    if (!approvals) {
+      this.audit(ctx, stmt, summary(d), false);
+      return { action: 'refuse', error: wireErrorToPg(d.error) };
+    }
+    const principal = ctx.principal;
+    const database = ctx.info.database;
+    try {
+      // An approved request for exactly this principal, database and text runs once.
+      const approved = await approvals.consume(principal, database, stmt.sql);
+      if (approved) {
+        ctx.log.info({ change: approved.id }, 'running approved change');
+        const v = await this.allow(ctx, stmt, d, approved);
+        return v ?? FORWARD;
+      }
+      const facts = stmt.analysis.ok ? stmt.analysis.statements.map((f) => summarizeFacts(f)) : [];
+      const req = await approvals.hold({
+        requester: principal,
+        database,
+        sql: stmt.sql,
+        fingerprint: stmt.analysis.ok ? (stmt.analysis.statements[0]?.fingerprint ?? '') : '',
+        facts: JSON.parse(JSON.stringify(facts)),
+        rules: d.verdicts.filter((v) => v.matched && v.effect === 'hold').map((v) => ({ rule: v.id, reason: v.reason })),
+        required: { count: d.holdSpec.approvals, roles: [...d.holdSpec.approverRoles] },
+        mode: d.holdSpec.mode,
+      });
+      this.audit(ctx, stmt, { ...summary(d), mode: d.holdSpec.mode, change_id: req.id }, false);
+      if (d.holdSpec.mode === 'defer') {
+        return { action: 'refuse', error: this.heldError(d, req, 'deferred') };
+      }
+      ctx.notify({
+        severity: 'NOTICE',
+        code: '01000',
+        message: `pgairlock: this statement is held for approval as change ${req.id}; waiting up to ${Math.round(d.holdSpec.timeoutMs / 1000)} s`,
+        detail: d.reasons.join('\n'),
+        hint: this.deps.approveHint(req.id),
+      });
+      const resolution = await approvals.waitForResolution(req.id, ctx.waitSignal(), d.holdSpec.timeoutMs);
+      if (resolution !== 'approved') {
+        const final = await approvals.show(req.id).catch(() => req);
+        return { action: 'refuse', error: this.resolvedError(req.id, resolution, final) };
+      }
+      const used = await approvals.consume(principal, database, stmt.sql);
+      if (!used) {
+        return { action: 'refuse', error: { code: SqlState.InsufficientPrivilege, message: `change ${req.id} was approved but can no longer be used (expired or already executed)`, hint: 'Send the statement again to open a new change request.' } };
+      }
+      const v = await this.allow(ctx, stmt, d, used);
+      return v ?? FORWARD;
+    } catch (err) {
+      return { action: 'refuse', error: approvalsUnavailable(err) };
+    }
+  }
+
+  private heldError(d: HoldDecision, req: ChangeRequest, how: 'deferred'): PgErrorFields {
+    return {
+      code: SqlState.InsufficientPrivilege,
+      message: `${d.error.message} [held for approval as change ${req.id}]`,
+      detail: `${d.error.detail}\nchange ${req.id} (${how}): needs ${req.required.count} approval(s) from ${req.required.roles.join(' or ')}; expires ${req.expiresAt}`,
+      hint: `${this.deps.approveHint(req.id)} Then send exactly the same statement again: it runs once.`,
+      position: d.error.position,
+    };
+  }
+
+  private resolvedError(id: string, resolution: string, req: ChangeRequest): PgErrorFields {
+    if (resolution === 'cancelled') {
+      return { code: SqlState.QueryCanceled, message: `canceling statement: change ${id} was cancelled while waiting for approval` };
+    }
+    const last = req.events[req.events.length - 1] as { type?: string; reason?: string; by?: { name: string } } | undefined;
+    const why = resolution === 'rejected' && last?.reason ? `: ${last.reason}` : '';
+    const who = resolution === 'rejected' && last?.by ? ` by ${last.by.name}` : '';
+    return {
+      code: SqlState.InsufficientPrivilege,
+      message: `change ${id} was ${resolution === 'expired' ? 'not approved in time (expired)' : `${resolution}${who}${why}`}`,
+      hint: resolution === 'expired' ? 'Send the statement again to open a new change request, and ask an approver in time.' : undefined,
+    };
+  }
+
+  /** One decision record per statement of the string (the audit splits multi-statement strings). */
+  private audit(ctx: GateContext, stmt: GatedStatement, decision: DecisionSummary, forwarded: boolean, approval?: ChangeRequest): Promise<DecisionReceipt | undefined>[] {
+    const audit = this.deps.audit;
+    if (!audit) return [];
+    const session = auditSession(ctx);
+    const rules = stmt.decision.verdicts.map((v) => ({ id: v.id, matched: v.matched, effect: v.effect, reason: v.reason }));
+    const approvals = approval ? approvalRefs(approval) : undefined;
+    const walLsn = forwarded ? this.deps.walLsn : undefined;
+    const facts: (StatementFacts | null)[] = stmt.analysis.ok ? [...stmt.analysis.statements] : [null];
+    return facts.map((f) => {
+      const p = audit.recordDecision({ session, sql: f?.text ?? stmt.sql, facts: f, rules, decision, approvals, walLsn });
+      if (forwarded) return p;
+      // Refused statements run nothing: their records never hold the client up.
+      p.catch((err: unknown) => ctx.log.warn({ err }, 'audit: could not record a refusal'));
+      return Promise.resolve(undefined);
+    });
+  }
+
+  onOutcome(ctx: GateContext, o: StatementOutcomeEvent): void {
+    const audit = this.deps.audit;
+    const receipts = this.receipts.get(o.stmt);
+    if (!audit || !receipts) return;
+    const session = auditSession(ctx);
+    receipts.forEach((p, i) => {
+      p.then(
+        (receipt) => {
+          if (!receipt) return;
+          // Statements of a string answer in order; the first error ends the string.
+          const tag = o.commandTags[i];
+          const failed = tag === undefined && o.error;
+          audit.recordOutcome(
+            receipt,
+            failed
+              ? { status: 'error', sqlstate: o.error!.sqlstate, message: o.error!.message, durationMs: o.durationMs }
+              : { status: tag === undefined ? 'error' : 'ok', commandTag: tag ?? null, rows: rowsOf(tag), durationMs: o.durationMs, sqlstate: tag === undefined ? 'XX000' : null, message: tag === undefined ? 'not executed: an earlier statement of the string failed' : null },
+            session,
+          );
+        },
+        () => undefined,
+      );
+    });
+  }
+
+  onSessionEnd(ctx: GateContext): void {
+    this.deps.audit?.recordSessionEnd(auditSession(ctx), { reason: 'closed' });
+  }
+}
+
+function isChangeIndex(stmt: GatedStatement, i: number): boolean {
+  if (!stmt.analysis.ok) return true;
+  const f = stmt.analysis.statements[i];
+  return !f || f.kind !== 'read' || f.nested.length > 0 || f.opaque.length > 0;
+}
+
+export function auditSession(ctx: GateContext): AuditSession {
+  return {
+    sessionId: ctx.info.sessionId,
+    principal: ctx.principal,
+    databaseUser: ctx.info.user,
+    effectiveRole: ctx.state.effectiveRole ?? null,
+    applicationName: ctx.info.applicationName || null,
+    clientAddress: ctx.info.clientAddress,
+    database: ctx.info.database,
+    source: 'wire',
+  };
+}
+
+function summary(d: Decision, approval?: ChangeRequest): DecisionSummary {
+  if (d.effect === 'allow' || approval) {
+    return { effect: 'allow', reasons: approval ? [...d.reasons, `approved as change ${approval.id}`] : d.reasons, change_id: approval?.id ?? null };
+  }
+  return { effect: d.effect, reasons: d.reasons, message: d.error.message };
+}
+
+function approvalRefs(req: ChangeRequest): ApprovalRef[] {
+  const out: ApprovalRef[] = [];
+  for (const e of req.events as readonly { type: string; by?: { name: string; roles?: readonly string[] }; at?: string; comment?: string }[]) {
+    if (e.type === 'approved' && e.by) out.push({ approver: e.by.name, roles: e.by.roles, at: e.at ?? '', comment: e.comment ?? null, change_id: req.id });
+  }
+  return out;
+}
+
+/** "INSERT 0 5" -> 5, "UPDATE 3" -> 3, "SELECT 10" -> 10. */
+function rowsOf(tag: string | undefined): number | null {
+  if (!tag) return null;
+  const last = tag.slice(tag.lastIndexOf(' ') + 1);
+  const n = Number(last);
+  return Number.isInteger(n) && last !== '' ? n : null;
+}
+
+function auditUnavailable(err: unknown): PgErrorFields {
+  const e = err as { sqlstate?: string; message?: string };
+  return {
+    code: e.sqlstate ?? '58000',
+    message: `pgairlock refused this change because it cannot be audited: ${e.message ?? String(err)}`,
+    hint: 'Changes need their audit record committed first (write-ahead). Check the control database (audit.database_url); reads keep working.',
+  };
+}
+
+function approvalsUnavailable(err: unknown): PgErrorFields {
+  const e = err as { sqlstate?: string; message?: string; hint?: string };
+  return {
+    code: e.sqlstate ?? '58000',
+    message: `pgairlock refused this statement: it needs an approval and ${e.message ?? String(err)}`,
+    hint: e.hint ?? 'Check the approval store (REDIS_URL).',
+  };
+}

@@ -1,0 +1,260 @@
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import { analyzeCached } from '../../analyzer/index.js';
+import type { Analysis, StatementFacts } from '../../analyzer/types.js';
+import { evaluate } from '../../governance/policy/evaluate.js';
+import type { CompiledPolicy } from '../../governance/policy/compile.js';
+import type { Decision, StatementsInput, StateFacts, WireError } from '../../governance/policy/types.js';
+import type { Principal } from '../../governance/principal.js';
+import type { PgErrorFields } from '../errors.js';
+import type { GateVerdict, SessionGate, SessionInfo } from '../session.js';
+import { noticeResponse } from '../wire/encode.js';
+import { readCString } from '../wire/framer.js';
+import { Backend, Frontend, TxStatus } from '../wire/protocol.js';
+import { SessionState } from './session-state.js';
+
+/** One statement string on its way through the gate, with everything later stages need. */
+export interface GatedStatement {
+  readonly sql: string;
+  readonly analysis: Analysis;
+  readonly decision: Decision;
+  /** sha256 of the exact text: approvals are keyed on it, never on the fingerprint alone. */
+  readonly textHash: string;
+  /** 'Q' simple query, 'P' extended Parse, 'F' FunctionCall. */
+  readonly via: 'query' | 'parse' | 'function-call';
+  /** Statement name for Parse ('' unnamed). */
+  readonly statementName?: string;
+}
+
+/**
+ * What the gate asks of the rest of governance, per decided statement. Each returns a verdict
+ * synchronously where it can (the hot path for reads) or a promise (write-ahead audit of a
+ * change, waiting for an approval).
+ */
+export interface GateServices {
+  /** Decision made; returns the final verdict (may upgrade a hold to allow when an approval exists). */
+  onDecision?(ctx: GateContext, stmt: GatedStatement): GateVerdict | Promise<GateVerdict> | undefined;
+  /** A statement's outcome is known (CommandComplete / ErrorResponse ... ReadyForQuery). */
+  onOutcome?(ctx: GateContext, outcome: StatementOutcomeEvent): void;
+  /** Live facts about relations for the policy (catalog snapshot, usage). */
+  stateFor?(ctx: GateContext): StateFacts | undefined;
+  onSessionEnd?(ctx: GateContext): void;
+}
+
+export interface StatementOutcomeEvent {
+  readonly stmt: GatedStatement;
+  readonly commandTags: readonly string[];
+  readonly error?: { readonly sqlstate: string; readonly message: string };
+  readonly durationMs: number;
+}
+
+export interface GateContext {
+  readonly info: SessionInfo;
+  readonly principal: Principal;
+  readonly state: SessionState;
+  readonly log: Logger;
+  readonly serverVersion: () => number;
+  readonly txStatus: () => number;
+  /** Sends a NoticeResponse to the client now (e.g. "held for approval as change X"). */
+  notify(notice: PgErrorFields): void;
+  /** A signal for one wait; aborted when the client cancels (CancelRequest) or disconnects. */
+  waitSignal(): AbortSignal;
+}
+
+/** The parts of the wire session the gate uses. */
+export interface GatedSession {
+  readonly serverVersionNum: number;
+  readonly txStatus: number;
+  sendToClient(...messages: Buffer[]): void;
+}
+
+export interface GateDeps {
+  readonly policy: () => CompiledPolicy;
+  readonly environment: string;
+  readonly services?: GateServices;
+}
+
+export function wireErrorToPg(e: WireError): PgErrorFields {
+  return { code: e.sqlstate, message: e.message, detail: e.detail || undefined, hint: e.hint, position: e.position };
+}
+
+export const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
+
+/** FunctionCall carries no SQL: it is judged as an opaque statement (agents are refused by default). */
+const FUNCTION_CALL_FACTS = (text: string): StatementFacts => ({
+  index: 0,
+  byteStart: 0,
+  byteEnd: 0,
+  text,
+  location: { byte: 0, char: 0 },
+  node: 'FunctionCall',
+  kind: 'utility',
+  commandTag: 'FUNCTION CALL',
+  relations: [],
+  functions: [],
+  types: [],
+  schemas: [],
+  databases: [],
+  roles: [],
+  locks: [],
+  destructive: [],
+  opaque: ['the legacy FunctionCall protocol message calls a function by OID, bypassing SQL'],
+  privileged: ['the legacy FunctionCall protocol message (fast-path function call) bypasses SQL analysis'],
+  nested: [],
+  findings: [],
+  fingerprint: '',
+  normalized: text,
+});
+
+/**
+ * The policy gate of one governed session: analyses every statement (simple Query, Parse,
+ * FunctionCall), evaluates the policy, and forwards or refuses. Bind/Execute/Describe/Sync of
+ * statements decided at Parse pass through: the server itself refuses to execute a statement whose
+ * Parse failed, and the refused Parse is replaced by a failing stand-in (Session.refuse).
+ */
+export class GovernedGate implements SessionGate {
+  readonly ctx: GateContext;
+  private readonly abortWait: () => void;
+  /** Statements forwarded and not yet answered, oldest first (outcomes are matched in order). */
+  private readonly inFlight: { stmt: GatedStatement; started: number; tags: string[]; error?: { sqlstate: string; message: string } }[] = [];
+
+  constructor(
+    info: SessionInfo,
+    principal: Principal,
+    log: Logger,
+    session: GatedSession,
+    private readonly deps: GateDeps,
+  ) {
+    let waiting: AbortController | undefined;
+    this.abortWait = () => waiting?.abort();
+    this.ctx = {
+      info,
+      principal,
+      state: new SessionState(info.params),
+      log: log.child({ principal: principal.name }),
+      serverVersion: () => session.serverVersionNum || 180000,
+      txStatus: () => session.txStatus,
+      notify: (n) => session.sendToClient(noticeResponse(n)),
+      waitSignal: () => {
+        waiting = new AbortController();
+        return waiting.signal;
+      },
+    };
+  }
+
+  onClientMessage(type: number, buf: Buffer, start: number, end: number): GateVerdict | Promise<GateVerdict> | undefined {
+    switch (type) {
+      case Frontend.Query: {
+        const sql = buf.toString('utf8', start + 5, end - 1);
+        return this.decide(sql, 'query');
+      }
+      case Frontend.Parse: {
+        const [name, next] = readCString(buf, start + 5, end);
+        const [sql] = readCString(buf, next, end);
+        return this.decide(sql, 'parse', name);
+      }
+      case Frontend.FunctionCall:
+        return this.decideFunctionCall(buf.readInt32BE(start + 5));
+      default:
+        return undefined;
+    }
+  }
+
+  private decide(sql: string, via: 'query' | 'parse', statementName?: string): GateVerdict | Promise<GateVerdict> | undefined {
+    const ctx = this.ctx;
+    const inBlock = ctx.txStatus() !== TxStatus.Idle;
+    const analysis = analyzeCached(sql, { serverVersion: ctx.serverVersion(), context: ctx.state.scriptContext(inBlock) });
+    const statements: StatementsInput = analysis.ok ? analysis.statements : { parseError: analysis.error };
+    const decision = this.evaluate(statements);
+    const stmt: GatedStatement = { sql, analysis, decision, textHash: sha256(sql), via, statementName };
+    return this.finish(stmt);
+  }
+
+  private decideFunctionCall(oid: number): GateVerdict | Promise<GateVerdict> | undefined {
+    const text = `/* FunctionCall message: function oid ${oid} */`;
+    const facts = FUNCTION_CALL_FACTS(text);
+    const decision = this.evaluate([facts]);
+    const analysis: Analysis = { ok: true, sql: text, statements: [facts] };
+    return this.finish({ sql: text, analysis, decision, textHash: sha256(text), via: 'function-call' });
+  }
+
+  private evaluate(statements: StatementsInput): Decision {
+    const ctx = this.ctx;
+    return evaluate(
+      {
+        statements,
+        principal: ctx.principal,
+        database: ctx.info.database,
+        environment: this.deps.environment,
+        now: new Date(),
+        session: { searchPath: ctx.state.searchPath, user: ctx.state.effectiveRole ?? ctx.info.user, prepared: ctx.state.prepared },
+        state: this.deps.services?.stateFor?.(ctx),
+      },
+      this.deps.policy(),
+    );
+  }
+
+  private finish(stmt: GatedStatement): GateVerdict | Promise<GateVerdict> | undefined {
+    const services = this.deps.services;
+    const verdict = services?.onDecision ? services.onDecision(this.ctx, stmt) : defaultVerdict(stmt.decision);
+    if (verdict instanceof Promise) return verdict.then((v) => this.settle(stmt, v) ?? FORWARD);
+    return this.settle(stmt, verdict);
+  }
+
+  private settle(stmt: GatedStatement, verdict: GateVerdict | undefined): GateVerdict | undefined {
+    if (verdict === undefined || verdict.action === 'forward') {
+      if (stmt.analysis.ok) this.ctx.state.apply(stmt.analysis.statements);
+      if (this.deps.services?.onOutcome) this.inFlight.push({ stmt, started: performance.now(), tags: [] });
+    }
+    return verdict;
+  }
+
+  onServerMessage(type: number, buf: Buffer, start: number, end: number): void {
+    const head = this.inFlight[0];
+    if (!head) return;
+    if (type === Backend.CommandComplete) {
+      head.tags.push(buf.toString('utf8', start + 5, end - 1));
+    } else if (type === Backend.ErrorResponse) {
+      head.error = readError(buf, start, end);
+    } else if (type === Backend.ReadyForQuery) {
+      // A simple Query ends at its ReadyForQuery; an extended statement at the Sync's (one per batch here).
+      const done = this.inFlight.splice(0, this.inFlight.length);
+      const now = performance.now();
+      for (const f of done) {
+        this.deps.services?.onOutcome?.(this.ctx, { stmt: f.stmt, commandTags: f.tags, error: f.error, durationMs: now - f.started });
+      }
+    }
+  }
+
+  /** A valid CancelRequest for this session: a statement waiting for approval stops waiting. */
+  onCancel(): void {
+    this.abortWait();
+  }
+
+  onClose(): void {
+    this.abortWait();
+    this.deps.services?.onSessionEnd?.(this.ctx);
+  }
+}
+
+const FORWARD: GateVerdict = { action: 'forward' };
+
+/** Without approvals wired in, a hold is refused with a message saying it needs approval. */
+export function defaultVerdict(d: Decision): GateVerdict | undefined {
+  if (d.effect === 'allow') return undefined;
+  return { action: 'refuse', error: wireErrorToPg(d.error) };
+}
+
+function readError(buf: Buffer, start: number, end: number): { sqlstate: string; message: string } {
+  let sqlstate = '';
+  let message = '';
+  let off = start + 5;
+  while (off < end && buf[off] !== 0) {
+    const field = buf[off]!;
+    const [value, next] = readCString(buf, off + 1, end);
+    if (field === 0x43) sqlstate = value;
+    else if (field === 0x4d) message = value;
+    off = next;
+  }
+  return { sqlstate, message };
+}
