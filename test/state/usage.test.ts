@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { redisAvailable } from '../harness/db.js';
 import { REDIS_URL } from '../harness/env.js';
-import { MemoryUsageIndex, RedisUsageIndex, usesFromRelations, type UsageIndex, type UsageOptions } from '../../governance/state/usage.js';
+import { MemoryUsageIndex, RedisUsageIndex, usesFromRelations, type UsageIndex, type UsageOptions, type UseEvent } from '../../governance/state/usage.js';
 
 const PREFIX = `pgairlock:test:state-usage:${randomBytes(4).toString('hex')}:`;
 const HOUR = 3_600_000;
@@ -104,9 +104,9 @@ describe.each(stores)('usage index ($name)', (store) => {
 
   run('keeps the hot path synchronous: 20k records are only buffered, then applied in batches', async () => {
     const u = store.make({ maxBuffer: 50_000, batchSize: 2_000 });
-    const events = Array.from({ length: 20_000 }, (_, i) => ({
+    const events: UseEvent[] = Array.from({ length: 20_000 }, (_, i) => ({
       principal: `p${i % 50}`, application: 'load', database: DB,
-      relations: [{ schema: 'public', name: `t${i % 200}`, columns: ['a', 'b'], mode: (i % 3 === 0 ? 'write' : 'read') }],
+      relations: [{ schema: 'public', name: `t${i % 200}`, columns: ['a', 'b'], mode: i % 3 === 0 ? 'write' : 'read' }],
     }));
     const started = performance.now();
     for (const e of events) u.recordUse(e);
