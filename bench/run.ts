@@ -71,7 +71,7 @@ function positiveInt(name: string, value: string | undefined, fallback: number, 
   return n;
 }
 
-export function parseOptions(argv: string[]): Options | 'help' {
+function parseOptions(argv: string[]): Options | 'help' {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -151,6 +151,12 @@ interface LiveTarget {
 }
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
+
+/** POSIX-shell quoting, so the printed command can be pasted back as it was run. */
+function shellQuote(arg: string): string {
+  if (arg !== '' && /^[\w@%+=:,./-]+$/.test(arg)) return arg;
+  return `'${arg.replaceAll("'", `'\\''`)}'`;
+}
 
 /** The code under test: HEAD, and whether the runtime folders had uncommitted changes (tsx runs the working tree). */
 function codeVersion(): string {
@@ -331,7 +337,7 @@ async function main(): Promise<number> {
       workloads: o.workloads.map((w) => ({ id: w.id, description: w.description })),
       records,
       machine,
-      command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
+      command: `npm run bench -- ${process.argv.slice(2).map(shellQuote).join(' ')}`.trim(),
       settings: `code ${codeVersion()}; pgbench -T ${o.durationS} -j ${o.jobs}, scale ${o.scale}, ${o.rounds} rounds, warm-up ${o.warmupS} s, pgbouncer pool_mode=session, pgairlock via ${o.entry}${o.variants.some((v) => v.configFile) ? `, configs: ${o.variants.map((v) => `${v.label}=${v.configFile ?? '(none)'}`).join(', ')}` : ''}`,
       unavailable,
       loadAtEnd: os.loadavg().map((l) => Math.round(l * 100) / 100),
