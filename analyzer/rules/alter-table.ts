@@ -1,6 +1,7 @@
 import { as, list, location, names, str, type Node } from './ast.js';
 import { createdEarlier, display, type Report, type RuleFamily } from './family.js';
 import type { RuleInput } from './index.js';
+import { provenNotNullEarlier } from './not-null-proof.js';
 import { defaultVolatility, isSerialType } from './volatility.js';
 
 /**
@@ -137,15 +138,16 @@ export const alterTableRules: RuleFamily = {
     if (!alter || (str(alter.objtype) ?? 'OBJECT_TABLE') !== 'OBJECT_TABLE') return;
     const rel = alter.relation;
     if (createdEarlier(input.context, rel)) return;
-    const relName = display(rel);
     for (const c of list(alter.cmds)) {
       const cmd = as(c, 'AlterTableCmd');
-      if (cmd) checkCommand(input, report, cmd, relName, location(rel));
+      if (cmd) checkCommand(input, report, cmd, rel);
     }
   },
 };
 
-function checkCommand(input: RuleInput, report: Report, cmd: Node, rel: string, relLoc: number | undefined): void {
+function checkCommand(input: RuleInput, report: Report, cmd: Node, relation: unknown): void {
+  const rel = display(relation);
+  const relLoc = location(relation);
   const col = str(cmd.name) ?? '';
   switch (str(cmd.subtype)) {
     case 'AT_AddColumn': {
@@ -161,6 +163,8 @@ function checkCommand(input: RuleInput, report: Report, cmd: Node, rel: string, 
       return;
     }
     case 'AT_SetNotNull':
+      // The safe recipe's last step: a valid CHECK (col IS NOT NULL) earlier in the script lets 12+ skip the scan.
+      if (input.serverVersion >= 120000 && provenNotNullEarlier(input, relation, col)) return;
       report('set-not-null', relLoc, { message: setNotNullMessage(rel, col), fix: setNotNullFix(input.serverVersion) });
       return;
     case 'AT_DropNotNull':

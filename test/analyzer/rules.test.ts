@@ -3,6 +3,8 @@
  * forms and stays quiet on the safe ones, including SQL written to fool a naive text filter.
  * Pure: libpg_query parse + runRules, no database.
  */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { loadModule, parseSync } from 'libpg-query';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { byteToChar } from '../../analyzer/findings.js';
@@ -98,6 +100,10 @@ const CASES: readonly Case[] = [
   ['PG18 ADD CONSTRAINT NOT NULL (validated)', 'ALTER TABLE t ADD CONSTRAINT c_nn NOT NULL c;', ['set-not-null'], []],
   ['PG18 NOT NULL NOT VALID', 'ALTER TABLE t ADD CONSTRAINT c_nn NOT NULL c NOT VALID;', [], ['set-not-null']],
   ['drop not null is not set-not-null', 'ALTER TABLE t ALTER COLUMN c DROP NOT NULL;', ['drop-not-null'], ['set-not-null']],
+  ['set not null after a validated CHECK (IS NOT NULL): the safe recipe', 'ALTER TABLE t ADD CONSTRAINT nn CHECK (c IS NOT NULL) NOT VALID; ALTER TABLE t VALIDATE CONSTRAINT nn; ALTER TABLE t ALTER c SET NOT NULL;', [], ['set-not-null']],
+  ['set not null after a CHECK never validated', 'ALTER TABLE t ADD CONSTRAINT nn CHECK (c IS NOT NULL) NOT VALID; ALTER TABLE t ALTER c SET NOT NULL;', ['set-not-null'], []],
+  ['validated CHECK on another column does not help', 'ALTER TABLE t ADD CONSTRAINT nn CHECK (d IS NOT NULL) NOT VALID; ALTER TABLE t VALIDATE CONSTRAINT nn; ALTER TABLE t ALTER c SET NOT NULL;', ['set-not-null'], []],
+  ['validated CHECK does not help before 12', 'ALTER TABLE t ADD CONSTRAINT nn CHECK (c IS NOT NULL) NOT VALID; ALTER TABLE t VALIDATE CONSTRAINT nn; ALTER TABLE t ALTER c SET NOT NULL;', ['set-not-null'], [], { v: 11 }],
   ['set not null on a new table', 'CREATE TABLE n (c int8); ALTER TABLE n ALTER c SET NOT NULL;', [], ['set-not-null']],
   // add-foreign-key-without-not-valid
   ['fk without not valid', 'ALTER TABLE t ADD CONSTRAINT f FOREIGN KEY (u) REFERENCES u (id);', ['add-foreign-key-without-not-valid'], []],
@@ -415,5 +421,29 @@ describe('ignore comments', () => {
     const df = collectIgnores(f, ranges(f));
     expect(isIgnored(df, 1, 'truncate')).toBe(true);
     expect(isIgnored(df, 0, 'drop-table')).toBe(false);
+  });
+});
+
+describe('docs/rules.md', () => {
+  const doc = readFileSync(resolve(import.meta.dirname, '../../docs/rules.md'), 'utf8');
+  const sections = new Map<string, string>();
+  for (const part of doc.split('\n### ').slice(1)) {
+    const id = part.slice(0, part.indexOf('\n')).trim();
+    const open = part.indexOf('```sql\n');
+    const close = part.indexOf('\n```', open + 7);
+    if (open >= 0 && close > open) sections.set(id, part.slice(open + 7, close));
+  }
+
+  it('documents every rule', () => {
+    for (const r of RULES) expect(sections.has(r.id), r.id).toBe(true);
+  });
+
+  // The examples cannot drift from the code: "flagged" fires the rule, "instead" does not.
+  it.each(RULES.map((r) => ({ id: r.id })))('example for $id', ({ id }) => {
+    const block = sections.get(id)!;
+    const [bad, good] = block.split('-- instead\n') as [string, string];
+    const opts = { lt: id !== 'missing-lock-timeout' };
+    if (id !== 'uncommitted-transaction') expect(ids(lint(bad.replace('-- flagged\n', ''), opts))).toContain(id);
+    expect(ids(lint(good, opts))).not.toContain(id);
   });
 });
