@@ -1,0 +1,163 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { postgresAvailable, useTestDatabase } from '../harness/db.js';
+import { startTestProxy, type TestProxy } from '../harness/proxy.js';
+import { sleep } from '../harness/tools.js';
+import { errorFields, queryMessage, RawConnection, typedMessage, type BackendMessage } from '../harness/wire.js';
+
+/**
+ * Protocol details no high-level driver exercises: several Parse/Bind/Execute before one Sync with
+ * an error in the middle, the legacy FunctionCall message, and messages dribbled a byte at a time.
+ */
+
+const db = useTestDatabase();
+
+const cstr = (s: string) => Buffer.from(`${s}\0`);
+const int16 = (n: number) => {
+  const b = Buffer.alloc(2);
+  b.writeInt16BE(n, 0);
+  return b;
+};
+const int32 = (n: number) => {
+  const b = Buffer.alloc(4);
+  b.writeInt32BE(n, 0);
+  return b;
+};
+
+const parse = (name: string, sql: string) => typedMessage('P', Buffer.concat([cstr(name), cstr(sql), int16(0)]));
+/** Bind with text parameters and text results. */
+const bind = (portal: string, stmt: string, params: string[] = []) =>
+  typedMessage(
+    'B',
+    Buffer.concat([cstr(portal), cstr(stmt), int16(0), int16(params.length), ...params.flatMap((p) => [int32(Buffer.byteLength(p)), Buffer.from(p)]), int16(0)]),
+  );
+const describePortal = (portal: string) => typedMessage('D', Buffer.concat([Buffer.from('P'), cstr(portal)]));
+const execute = (portal: string, maxRows = 0) => typedMessage('E', Buffer.concat([cstr(portal), int32(maxRows)]));
+const sync = () => typedMessage('S', Buffer.alloc(0));
+
+/** DataRow's first column as text. */
+const firstColumn = (m: BackendMessage) => {
+  const len = m.body.readInt32BE(2);
+  return m.body.toString('utf8', 6, 6 + len);
+};
+
+describe.skipIf(!postgresAvailable())('wire protocol details through the proxy', () => {
+  let proxy: TestProxy;
+  beforeAll(async () => {
+    proxy = await startTestProxy();
+  });
+  afterAll(async () => proxy?.close());
+
+  async function session(): Promise<RawConnection> {
+    const c = await RawConnection.connect(proxy.port);
+    await c.startup({ user: 'postgres', database: db.name });
+    c.messages.length = 0;
+    return c;
+  }
+
+  it('pipelined extended protocol: an error skips the rest until Sync, then the next batch runs', async () => {
+    const c = await session();
+    try {
+      c.write(
+        Buffer.concat([
+          parse('', 'SELECT $1::int + 1'),
+          bind('', '', ['41']),
+          execute(''),
+          parse('bad', 'SELEKT 1'),
+          bind('', 'bad'),
+          execute(''),
+          parse('', 'SELECT 99'),
+          bind('', ''),
+          execute(''),
+          sync(),
+          parse('s2', 'SELECT $1::text'),
+          bind('p2', 's2', ['after sync']),
+          describePortal('p2'),
+          execute('p2'),
+          sync(),
+        ]),
+      );
+      await c.waitForMessage((m) => m.type === 'Z' && c.messages.filter((x) => x.type === 'Z').length === 2, 10_000);
+      await sleep(50);
+      const types = c.messages.map((m) => m.type).join('');
+      // 1 ParseComplete, 2 BindComplete, D DataRow, C CommandComplete, E error, Z; then 1 2 T D C Z.
+      expect(types).toBe('12DCEZ12TDCZ');
+      const rows = c.messages.filter((m) => m.type === 'D').map(firstColumn);
+      expect(rows).toEqual(['42', 'after sync']);
+      expect(errorFields(c.messages.find((m) => m.type === 'E')!.body).C).toBe('42601');
+    } finally {
+      c.destroy();
+    }
+  });
+
+  it('Execute with a row limit suspends the portal (PortalSuspended) and resumes it', async () => {
+    const c = await session();
+    try {
+      c.write(Buffer.concat([typedMessage('Q', cstr('BEGIN')), parse('', 'SELECT g FROM generate_series(1, 5) g'), bind('cur', ''), execute('cur', 2), execute('cur', 2), execute('cur', 2), sync()]));
+      await c.waitForMessage((m) => m.type === 'Z' && c.messages.filter((x) => x.type === 'Z').length === 2, 10_000);
+      const after = c.messages.slice(c.messages.findIndex((m) => m.type === 'Z') + 1).map((m) => m.type).join('');
+      expect(after).toBe('12DDsDDsDCZ');
+      expect(c.messages.filter((m) => m.type === 'D').map(firstColumn)).toEqual(['1', '2', '3', '4', '5']);
+    } finally {
+      c.destroy();
+    }
+  });
+
+  it('the legacy FunctionCall message is relayed (pg_backend_pid, oid 2026)', async () => {
+    const c = await session();
+    try {
+      // FunctionCall: oid, 0 arg format codes, 0 args, result format text.
+      c.write(typedMessage('F', Buffer.concat([int32(2026), int16(0), int16(0), int16(0)])));
+      const v = await c.waitForMessage((m) => m.type === 'V' || m.type === 'E');
+      expect(v.type).toBe('V');
+      const len = v.body.readInt32BE(0);
+      const pid = Number(v.body.toString('utf8', 4, 4 + len));
+      await c.waitForMessage((m) => m.type === 'Z');
+      // The same backend answers a normal query.
+      c.write(queryMessage('SELECT pg_backend_pid()'));
+      const row = await c.waitForMessage((m) => m.type === 'D');
+      expect(Number(firstColumn(row))).toBe(pid);
+    } finally {
+      c.destroy();
+    }
+  });
+
+  it('messages dribbled one byte at a time are framed correctly', async () => {
+    const c = await session();
+    try {
+      const bytes = Buffer.concat([queryMessage("SELECT 'dribbled' AS x"), parse('', 'SELECT 7'), bind('', ''), execute(''), sync()]);
+      for (let i = 0; i < bytes.length; i++) {
+        c.write(bytes.subarray(i, i + 1));
+        if (i % 8 === 0) await sleep(1);
+      }
+      await c.waitForMessage((m) => m.type === 'Z' && c.messages.filter((x) => x.type === 'Z').length === 2, 10_000);
+      expect(c.messages.filter((m) => m.type === 'D').map(firstColumn)).toEqual(['dribbled', '7']);
+      expect(c.errors()).toEqual([]);
+    } finally {
+      c.destroy();
+    }
+  });
+
+  it('many small queries in one write are all answered, in order', async () => {
+    const c = await session();
+    try {
+      const n = 300;
+      c.write(Buffer.concat(Array.from({ length: n }, (_, i) => queryMessage(`SELECT ${i}`))));
+      await c.waitForMessage((m) => m.type === 'Z' && c.messages.filter((x) => x.type === 'Z').length === n, 15_000);
+      const rows = c.messages.filter((m) => m.type === 'D').map((m) => Number(firstColumn(m)));
+      expect(rows).toEqual(Array.from({ length: n }, (_, i) => i));
+    } finally {
+      c.destroy();
+    }
+  });
+
+  it('an empty query string gets EmptyQueryResponse', async () => {
+    const c = await session();
+    try {
+      c.write(queryMessage(''));
+      await c.waitForMessage((m) => m.type === 'Z');
+      expect(c.messages.map((m) => m.type).join('')).toBe('IZ');
+    } finally {
+      c.destroy();
+    }
+  });
+});
