@@ -1,5 +1,6 @@
 import net from 'node:net';
 import pg from 'pg';
+import Cursor from 'pg-cursor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postgresAvailable, useTestDatabase } from '../harness/db.js';
 import { startTestProxy, type TestProxy } from '../harness/proxy.js';
@@ -53,6 +54,27 @@ describe.skipIf(!postgresAvailable())('client disconnect mid-query', () => {
     expect(await waitFor(async () => (await backendsRunning(marker)).some((b) => b.state === 'active'), { timeoutMs: 5000 })).toBe(true);
     c.socket.resetAndDestroy();
     expect(await waitFor(async () => (await backendsRunning(marker)).length === 0, { timeoutMs: 5000 })).toBe(true);
+  });
+
+  // pg-cursor (like any driver reading a portal in batches) sends Execute + Flush and no Sync until
+  // it closes, so no ReadyForQuery is outstanding while the query runs.
+  // BUG (reported): Session.onClientClose cancels only when inFlight > 0, and inFlight counts
+  // Query/Sync/FunctionCall only, so an Execute without Sync is never cancelled.
+  it.fails('a cursor reader (Execute + Flush, no Sync) that disconnects leaves no backend running its query', async () => {
+    const marker = `disconnect_cursor_${Date.now()}`;
+    const c = new pg.Client({ connectionString: proxy.url(db.name) });
+    c.on('error', () => undefined);
+    await c.connect();
+    const cursor = c.query(new Cursor(`SELECT pg_sleep(30) /* ${marker} */`));
+    cursor.read(1).catch(() => undefined);
+    expect(await waitFor(async () => (await backendsRunning(marker)).some((b) => b.state === 'active'), { timeoutMs: 5000 })).toBe(true);
+    (c as unknown as { connection: { stream: net.Socket } }).connection.stream.destroy();
+    const gone = await waitFor(async () => (await backendsRunning(marker)).every((b) => b.state !== 'active'), { timeoutMs: 5000 });
+    if (!gone) {
+      // Do not leave the 30 s sleeper behind for the next tests.
+      await db.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE $1 AND pid <> pg_backend_pid()`, [`%${marker}%`]);
+    }
+    expect(gone).toBe(true);
   });
 
   it('a client that disconnects inside a transaction with a held lock releases it', async () => {
