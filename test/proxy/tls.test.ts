@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postgresAvailable, useTestDatabase } from '../harness/db.js';
 import { startTestProxy, type TestProxy } from '../harness/proxy.js';
 import { psql, selfSignedCert, type TempCert } from '../harness/tools.js';
-import { RawConnection, startupPacket } from '../harness/wire.js';
+import { cancelPacket, RawConnection, startupPacket } from '../harness/wire.js';
 
 const db = useTestDatabase();
 
@@ -111,6 +111,38 @@ describe.skipIf(!postgresAvailable())('TLS between client and proxy', () => {
       expect((await c.takeRaw(1)).toString()).toBe('S');
     } finally {
       c.destroy();
+    }
+  });
+
+  it('a CancelRequest sent inside TLS (as libpq 17+ does) cancels the query', async () => {
+    const c = new pg.Client({ connectionString: withTls.url(db.name), ssl: { rejectUnauthorized: false } });
+    c.on('error', () => undefined);
+    await c.connect();
+    try {
+      const key = c as unknown as { processID: number; secretKey: number };
+      const t0 = Date.now();
+      const run = c.query('SELECT pg_sleep(30)').then(
+        () => undefined,
+        (e: { code?: string }) => e,
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      const raw = await RawConnection.connect(withTls.port);
+      raw.write(SSL_REQUEST);
+      expect((await raw.takeRaw(1)).toString()).toBe('S');
+      const secure = tls.connect({ socket: raw.socket, rejectUnauthorized: false });
+      await new Promise<void>((resolve, reject) => {
+        secure.once('secureConnect', () => resolve());
+        secure.once('error', reject);
+      });
+      const closed = new Promise<void>((resolve) => secure.once('close', () => resolve()));
+      secure.on('error', () => undefined);
+      secure.write(cancelPacket(key.processID, key.secretKey));
+      await Promise.race([closed, new Promise((r) => setTimeout(r, 5000))]);
+      const err = await run;
+      expect(err?.code).toBe('57014');
+      expect(Date.now() - t0).toBeLessThan(5000);
+    } finally {
+      await c.end();
     }
   });
 
