@@ -1,0 +1,139 @@
+/**
+ * Catalog refresh cost: creates a scratch database with N tables (default 5,000, with sequences, indexes,
+ * foreign keys, views and triggers like a real schema), then times full snapshot refreshes and reports what
+ * they cost the server: wall time, the server backend's CPU (from /proc/<pid>/stat of the backend serving
+ * the read), rows read, and the client-side build time. Results and method in docs/benchmarks.md
+ * ("Catalog refresh").
+ *
+ *   node --import tsx bench/state.ts [--tables 5000] [--runs 5] [--upstream postgres://...] [--json file] [--keep]
+ */
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { cpuSecondsBetween, readCpu } from './lib/cpu.js';
+import { createDatabase, dropDatabase, quoteIdent, scratchName } from './lib/scratch.js';
+import { buildSnapshot, readRawCatalog } from '../governance/state/snapshot.js';
+
+const { values } = parseArgs({
+  options: {
+    tables: { type: 'string', default: '5000' },
+    runs: { type: 'string', default: '5' },
+    upstream: { type: 'string', default: process.env.PGAIRLOCK_BENCH_UPSTREAM ?? 'postgres://postgres@127.0.0.1:5432/postgres' },
+    json: { type: 'string' },
+    keep: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+if (values.help) {
+  console.log('Usage: node --import tsx bench/state.ts [--tables 5000] [--runs 5] [--upstream url] [--json file] [--keep]');
+  process.exit(0);
+}
+const TABLES = Number(values.tables);
+const RUNS = Number(values.runs);
+if (!Number.isInteger(TABLES) || TABLES < 1 || TABLES > 100_000 || !Number.isInteger(RUNS) || RUNS < 1 || RUNS > 100) {
+  console.error('--tables must be 1..100000 and --runs 1..100');
+  process.exit(2);
+}
+
+const urlFor = (db: string): string => {
+  const u = new URL(values.upstream);
+  u.pathname = `/${encodeURIComponent(db)}`;
+  return u.toString();
+};
+
+/** Tables are created server-side in batches (one DO block each), small enough for max_locks_per_transaction. */
+async function createSchema(client: pg.Client, tables: number): Promise<void> {
+  const BATCH = 200;
+  for (let from = 1; from <= tables; from += BATCH) {
+    const to = Math.min(tables, from + BATCH - 1);
+    await client.query(`
+      DO $$
+      BEGIN
+        FOR i IN ${from}..${to} LOOP
+          EXECUTE format('CREATE TABLE t%s (id bigserial PRIMARY KEY, name text NOT NULL, amount numeric(12,2) DEFAULT 0,
+                          created_at timestamptz NOT NULL DEFAULT now(), parent_id bigint %s)', i,
+                          CASE WHEN i % 10 = 0 AND i > 1 THEN format('REFERENCES t%s (id)', i - 1) ELSE '' END);
+          EXECUTE format('CREATE INDEX t%s_created ON t%s (created_at)', i, i);
+          IF i % 20 = 0 THEN
+            EXECUTE format('CREATE VIEW v%s AS SELECT id, name, amount FROM t%s WHERE amount > 0', i, i);
+          END IF;
+          IF i % 50 = 0 THEN
+            EXECUTE format('CREATE TRIGGER t%s_touch BEFORE UPDATE ON t%s FOR EACH ROW EXECUTE FUNCTION touch()', i, i);
+          END IF;
+        END LOOP;
+      END $$`);
+    process.stderr.write(`\rcreated ${to}/${tables} tables`);
+  }
+  process.stderr.write('\n');
+}
+
+interface Run { wallMs: number; readMs: number; buildMs: number; serverCpuMs: number; clientCpuMs: number; rowsRead: number; queries: number; objects: number; edges: number; jsonBytes: number }
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] ?? 0) : ((s[m - 1] ?? 0) + (s[m] ?? 0)) / 2;
+};
+
+async function main(): Promise<void> {
+  const db = scratchName();
+  await createDatabase(values.upstream, db);
+  const setup = new pg.Client({ connectionString: urlFor(db) });
+  try {
+    await setup.connect();
+    await setup.query(`CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.created_at := now(); RETURN NEW; END $$`);
+    const t0 = performance.now();
+    await createSchema(setup, TABLES);
+    await setup.query('ANALYZE');
+    const createS = (performance.now() - t0) / 1000;
+    const version = (await setup.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]?.v ?? '?';
+    const runs: Run[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      // A fresh connection per refresh, as CatalogState does.
+      const client = new pg.Client({ connectionString: urlFor(db) });
+      const wall0 = performance.now();
+      await client.connect();
+      const pid = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid ?? 0;
+      const cpu0 = readCpu(pid);
+      const client0 = process.cpuUsage();
+      const r0 = performance.now();
+      const { raw, cost } = await readRawCatalog(client);
+      const readMs = performance.now() - r0;
+      const cpu1 = readCpu(pid);
+      const b0 = performance.now();
+      const snap = buildSnapshot(raw, cost);
+      const buildMs = performance.now() - b0;
+      await client.end();
+      const wallMs = performance.now() - wall0;
+      const c = process.cpuUsage(client0);
+      runs.push({
+        wallMs, readMs, buildMs, serverCpuMs: cpuSecondsBetween(cpu0, cpu1) * 1000, clientCpuMs: (c.user + c.system) / 1000,
+        rowsRead: cost.rowsRead, queries: cost.queries, objects: snap.objects.length, edges: snap.dependencies.length, jsonBytes: JSON.stringify(snap).length,
+      });
+      process.stderr.write(`run ${i + 1}/${RUNS}: ${wallMs.toFixed(0)} ms\n`);
+    }
+    const last = runs[runs.length - 1];
+    const report = {
+      tables: TABLES, runs: RUNS, server: version, cpus: os.cpus().length, loadavg: os.loadavg().map((x) => Number(x.toFixed(2))),
+      createSeconds: Number(createS.toFixed(1)),
+      medians: {
+        wallMs: median(runs.map((r) => r.wallMs)), readMs: median(runs.map((r) => r.readMs)), buildMs: median(runs.map((r) => r.buildMs)),
+        serverCpuMs: median(runs.map((r) => r.serverCpuMs)), clientCpuMs: median(runs.map((r) => r.clientCpuMs)),
+      },
+      rowsRead: last?.rowsRead, queries: last?.queries, objects: last?.objects, edges: last?.edges, jsonBytes: last?.jsonBytes,
+      runDetails: runs,
+    };
+    const f = (n: number): string => n.toFixed(0);
+    console.log(`Catalog refresh, ${TABLES} tables (PostgreSQL ${version}, ${report.cpus} CPUs, load average ${report.loadavg.join(' ')})`);
+    console.log(`  objects ${report.objects}, dependency edges ${report.edges}, rows read ${report.rowsRead} in ${report.queries} queries, snapshot JSON ${((report.jsonBytes ?? 0) / 1e6).toFixed(1)} MB`);
+    console.log(`  median of ${RUNS}: wall ${f(report.medians.wallMs)} ms (catalog read ${f(report.medians.readMs)} ms + build ${f(report.medians.buildMs)} ms), server backend CPU ${f(report.medians.serverCpuMs)} ms, pgairlock CPU ${f(report.medians.clientCpuMs)} ms`);
+    if (values.json) writeFileSync(values.json, `${JSON.stringify(report, null, 2)}\n`);
+  } finally {
+    await setup.end().catch(() => undefined);
+    if (values.keep) console.error(`kept scratch database ${quoteIdent(db)}`);
+    else await dropDatabase(values.upstream, db);
+  }
+}
+
+await main();
