@@ -117,6 +117,28 @@ describe.skipIf(!postgresAvailable())('authentication relayed through the proxy'
         it('offers SCRAM-SHA-256 over a plain upstream connection', async () => {
           expect(await offeredMechanisms(proxy.port)).toEqual(['SCRAM-SHA-256']);
         });
+
+        it('upstream sslmode prefer (the default) falls back to plain text against a server without TLS', async () => {
+          const p = await startTestProxy({ upstream: { url: cluster.url('postgres') } });
+          try {
+            const c = await pgConnect(p.url(DB, USER, PASSWORD));
+            expect((await c.query('SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()')).rows).toEqual([{ ssl: false }]);
+            await c.end();
+          } finally {
+            await p.close();
+          }
+        });
+
+        it('upstream sslmode require against a server without TLS: a clear 08 error', async () => {
+          const p = await startTestProxy({ upstream: { url: cluster.url('postgres'), sslmode: 'require' } });
+          try {
+            const err = await expectAuthFailure(p.url(DB, USER, PASSWORD));
+            expect(err.code).toBe('08001');
+            expect(err.message).toContain('does not support TLS');
+          } finally {
+            await p.close();
+          }
+        });
       }
     });
   }
@@ -181,6 +203,13 @@ describe.skipIf(!postgresAvailable())('authentication relayed through the proxy'
       });
       if (r.code === 0) return; // connecting would be even better than a hint
       expect(r.stderr).toContain('channel_binding=disable');
+    });
+
+    it('sslmode prefer (the default) uses TLS when the server has it', async () => {
+      const proxy = await proxyWith({ url: cluster.url('postgres') });
+      const c = await pgConnect(proxy.url(DB, USER, PASSWORD));
+      expect((await c.query('SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()')).rows).toEqual([{ ssl: true }]);
+      await c.end();
     });
 
     it('sslmode disable keeps the upstream link plain', async () => {
