@@ -107,42 +107,90 @@ function tooDeep(type: string, at: Placement, version: number): StatementFacts {
 }
 
 function build(c: Collector, type: string, res: StatementResult, at: Placement, findings: readonly Finding[]): StatementFacts {
-  const text = at.text;
-  let fp: string | undefined;
-  let norm: string | undefined;
-  // One literal with every key (absent ones undefined): a single object shape, no spreads.
-  const facts: StatementFacts = {
-    index: at.index,
-    byteStart: at.byteStart,
-    byteEnd: at.byteEnd,
-    text,
-    location: at.location,
-    node: type,
-    kind: res.kind,
-    commandTag: res.tag,
-    relations: c.relations(),
-    functions: c.functions(),
-    types: c.types(),
-    schemas: c.schemas(),
-    databases: c.databases(),
-    roles: c.roles(),
-    locks: c.locks(),
-    destructive: c.list(c.destructive),
-    opaque: c.list(c.opaque),
-    privileged: c.list(c.privileged),
-    setting: res.setting,
-    transaction: res.transaction,
-    prepare: res.prepare,
-    execute: res.execute,
-    nested: c.nested ?? EMPTY,
-    findings,
-    // Lazy: computed on first read, then remembered (also while the facts sit in the cache).
-    get fingerprint(): string { return (fp ??= safely(fingerprint, text)); },
-    get normalized(): string { return (norm ??= safely(normalize, text)); },
-    inverse: res.inverse,
-    hidden: c.hidden,
-  };
-  return facts;
+  return new Facts(c, type, res, at, findings);
+}
+
+/**
+ * StatementFacts as a class: one hidden class for every statement, and fingerprint/normalized as
+ * prototype getters computed on first read (each costs about half a parse; many callers never read
+ * them). toJSON() includes them, so JSON.stringify (audit records) sees every field; note that object
+ * spread ({ ...facts }) copies own fields only and so drops these two.
+ */
+class Facts implements StatementFacts {
+  readonly index: number;
+  readonly byteStart: number;
+  readonly byteEnd: number;
+  readonly text: string;
+  readonly location: SourceLocation;
+  readonly node: string;
+  readonly kind: StatementFacts['kind'];
+  readonly commandTag: string;
+  readonly relations: StatementFacts['relations'];
+  readonly functions: StatementFacts['functions'];
+  readonly types: readonly string[];
+  readonly schemas: readonly string[];
+  readonly databases: readonly string[];
+  readonly roles: readonly string[];
+  readonly locks: StatementFacts['locks'];
+  readonly destructive: readonly string[];
+  readonly opaque: readonly string[];
+  readonly privileged: readonly string[];
+  readonly setting: StatementFacts['setting'];
+  readonly transaction: StatementFacts['transaction'];
+  readonly prepare: StatementFacts['prepare'];
+  readonly execute: StatementFacts['execute'];
+  readonly nested: readonly StatementFacts[];
+  readonly findings: readonly Finding[];
+  readonly inverse: string | undefined;
+  readonly hidden: readonly string[] | undefined;
+  private fp: string | undefined;
+  private norm: string | undefined;
+
+  constructor(c: Collector, type: string, res: StatementResult, at: Placement, findings: readonly Finding[]) {
+    this.index = at.index;
+    this.byteStart = at.byteStart;
+    this.byteEnd = at.byteEnd;
+    this.text = at.text;
+    this.location = at.location;
+    this.node = type;
+    this.kind = res.kind;
+    this.commandTag = res.tag;
+    this.relations = c.relations();
+    this.functions = c.functions();
+    this.types = c.types();
+    this.schemas = c.schemas();
+    this.databases = c.databases();
+    this.roles = c.roles();
+    this.locks = c.locks();
+    this.destructive = c.list(c.destructive);
+    this.opaque = c.list(c.opaque);
+    this.privileged = c.list(c.privileged);
+    this.setting = res.setting;
+    this.transaction = res.transaction;
+    this.prepare = res.prepare;
+    this.execute = res.execute;
+    this.nested = c.nested ?? EMPTY;
+    this.findings = findings;
+    this.inverse = res.inverse;
+    this.hidden = c.hidden;
+    this.fp = undefined;
+    this.norm = undefined;
+  }
+
+  get fingerprint(): string { return (this.fp ??= safely(fingerprint, this.text)); }
+  get normalized(): string { return (this.norm ??= safely(normalize, this.text)); }
+
+  toJSON(): Record<string, unknown> {
+    return {
+      index: this.index, byteStart: this.byteStart, byteEnd: this.byteEnd, text: this.text, location: this.location,
+      node: this.node, kind: this.kind, commandTag: this.commandTag, relations: this.relations, functions: this.functions,
+      types: this.types, schemas: this.schemas, databases: this.databases, roles: this.roles, locks: this.locks,
+      destructive: this.destructive, opaque: this.opaque, privileged: this.privileged, setting: this.setting,
+      transaction: this.transaction, prepare: this.prepare, execute: this.execute, nested: this.nested,
+      findings: this.findings, fingerprint: this.fingerprint, normalized: this.normalized, inverse: this.inverse,
+      hidden: this.hidden,
+    };
+  }
 }
 
 function safely(fn: (s: string) => string, text: string): string {
