@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { ApprovalError, CHANGE_STATUSES, formatChange, formatChangeList, isApprovalError, type ChangeRequest, type ChangeStatus } from '../../governance/approvals/index.js';
+import { ApprovalError, CHANGE_STATUSES, describeMissing, formatChange, formatChangeList, isApprovalError, type ChangeRequest, type ChangeStatus } from '../../governance/approvals/index.js';
 import { createApprovalService, redisUrlFrom } from '../../governance/approvals/factory.js';
 import type { ApprovalService } from '../../governance/approvals/service.js';
 import { loadConfig } from '../../governance/config/load.js';
@@ -149,8 +149,7 @@ export function registerChanges(program: Command): void {
       run(() =>
         withService(o, async (svc, config) => {
           const r = await svc.approve(id, actingPrincipal(config, o.as), o.comment);
-          const missing = r.required.count - new Set(r.events.flatMap((e) => (e.type === 'approved' ? [e.by.name] : []))).size;
-          print(o, r, r.status === 'approved' ? `approved ${r.id}: ${r.requester.name} may now run it once, before ${r.expiresAt}` : `approval of ${r.id} recorded; ${missing} more needed from distinct principals holding ${r.required.roles.join(' or ')}`);
+          print(o, r, r.status === 'approved' ? `approved ${r.id}: ${r.requester.name} may now run it once, before ${r.expiresAt}` : `approval of ${r.id} recorded; it still needs ${describeMissing(r)}`);
         }),
       ),
     );

@@ -1,4 +1,4 @@
-import type { ApprovalEventInput } from '../audit/types.js';
+import type { ApprovalEventInput, Json } from '../audit/types.js';
 import type { Principal } from '../principal.js';
 import type { ChangeEvent, ChangeRequest } from './model.js';
 
@@ -12,11 +12,10 @@ export const SYSTEM_ACTOR: Principal = { name: 'pgairlock', roles: [] };
  */
 export function approvalAuditEvent(req: ChangeRequest, ev: ChangeEvent): ApprovalEventInput {
   const actor: Principal = 'by' in ev && ev.by ? ev.by : SYSTEM_ACTOR;
-  const detail: Record<string, string | number | string[]> = {
+  const detail: Record<string, Json> = {
     status: req.status,
     requester: req.requester.name,
-    required_count: req.required.count,
-    required_roles: [...req.required.roles],
+    requirements: req.requirements.map((r) => ({ rule: r.rule ?? null, count: r.count, roles: [...r.roles] })),
     expires_at: req.expiresAt,
   };
   if (ev.type === 'rejected' || ev.type === 'cancelled' || ev.type === 'expired') detail.reason = ev.reason;

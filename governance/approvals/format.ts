@@ -1,4 +1,4 @@
-import { approverNames, type ChangeRequest } from './model.js';
+import { approvalsMissing, approverNames, type ChangeRequest } from './model.js';
 
 /**
  * Rows for showing change requests: the console turns them into result sets (psql prints tables),
@@ -24,7 +24,7 @@ export function changeListRows(reqs: readonly ChangeRequest[]): string[][] {
     r.status,
     r.requester.name,
     r.database,
-    `${approverNames(r).length}/${r.required.count}`,
+    r.status === 'pending' ? `${approverNames(r).length}, ${approvalsMissing(r)} missing` : String(approverNames(r).length),
     r.required.roles.join(','),
     r.expiresAt,
     oneLine(r.sql),
@@ -39,7 +39,7 @@ export function changeDetailRows(r: ChangeRequest): [string, string][] {
     ['requester', `${r.requester.name} (${r.requester.roles.join(', ') || 'no roles'})`],
     ['database', r.database],
     ['mode', r.mode],
-    ['required', `${r.required.count} approval${r.required.count === 1 ? '' : 's'} from distinct principals holding ${r.required.roles.join(' or ')}`],
+    ...r.requirements.map((q): [string, string] => ['required', `${q.count} approval${q.count === 1 ? '' : 's'} from distinct principals holding ${q.roles.join(' or ')}${q.rule ? ` (rule ${q.rule})` : ''}`]),
     ['approved_by', approverNames(r).join(', ') || '-'],
     ['created_at', r.createdAt],
     ['expires_at', r.expiresAt],

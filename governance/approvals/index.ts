@@ -6,7 +6,7 @@ export * from './sod.js';
 export type { ApprovalStore, CreateInput, ListFilter, OnChangeEvent, StoreOptions } from './store.js';
 export { MemoryApprovalStore } from './memory-store.js';
 export { RedisApprovalStore, type RedisStoreOptions } from './redis-store.js';
-export { ApprovalService, type ApprovalsConfig, type HoldInput } from './service.js';
+export { ApprovalService, requirementsFromHoldSpec, type ApprovalsConfig, type HoldInput } from './service.js';
 export { createApprovalService, createApprovalStore, redisUrlFrom, type FactoryOptions } from './factory.js';
 export { formatChange, formatChangeList } from './format.js';
 export { approvalAuditEvent, SYSTEM_ACTOR } from './audit.js';

@@ -36,6 +36,16 @@ export interface RequiredApprovals {
   readonly roles: readonly string[];
 }
 
+/**
+ * One hold rule's own requirement: `count` distinct approvers holding one of `roles`. A request with
+ * several (several hold rules matched) is approved when every one is met; one approver holding roles
+ * of two requirements counts for both.
+ */
+export interface Requirement extends RequiredApprovals {
+  /** The policy rule that set it, when known. */
+  readonly rule?: string;
+}
+
 /** A policy rule that asked for the hold, with its reason (from the policy decision). */
 export interface HoldRule {
   readonly rule: string;
@@ -68,7 +78,10 @@ export interface ChangeRequest {
   /** Analyzer facts summary; opaque to approvals, shown by SHOW CHANGE. */
   readonly facts: JsonValue;
   readonly rules: readonly HoldRule[];
+  /** Summary for people: the largest count and the union of roles of `requirements`. */
   readonly required: RequiredApprovals;
+  /** What must hold for the request to be approved: every requirement met. At least one. */
+  readonly requirements: readonly Requirement[];
   readonly mode: HoldMode;
   /** The audit decision record of the hold, when the proxy passed it (links audit records to the request). */
   readonly decisionId?: string;
@@ -95,12 +108,27 @@ export function resolutionOf(status: ChangeStatus): Resolution | undefined {
 
 /** Distinct principal names that have approved so far. */
 export function approverNames(req: ChangeRequest): string[] {
-  const names = new Set<string>();
-  for (const e of req.events) if (e.type === 'approved') names.add(e.by.name);
-  return [...names];
+  return approvers(req).map((p) => p.name);
 }
 
-export const approvalsMissing = (req: ChangeRequest): number => Math.max(0, req.required.count - approverNames(req).length);
+/** Each approver once (first approval), with the roles it held when it approved. */
+function approvers(req: ChangeRequest): PrincipalRef[] {
+  const seen = new Map<string, PrincipalRef>();
+  for (const e of req.events) if (e.type === 'approved' && !seen.has(e.by.name)) seen.set(e.by.name, e.by);
+  return [...seen.values()];
+}
+
+/** Approvals still missing per requirement (0 when met). */
+export function requirementProgress(req: ChangeRequest): Array<{ requirement: Requirement; have: number; missing: number }> {
+  const who = approvers(req);
+  return req.requirements.map((requirement) => {
+    const have = who.filter((p) => p.roles.some((r) => requirement.roles.includes(r))).length;
+    return { requirement, have, missing: Math.max(0, requirement.count - have) };
+  });
+}
+
+/** The fewest further approvals that could complete the request (0: approved). */
+export const approvalsMissing = (req: ChangeRequest): number => Math.max(0, ...requirementProgress(req).map((p) => p.missing));
 
 export const version = (req: ChangeRequest): number => req.events.length;
 
@@ -149,7 +177,10 @@ export interface NewChangeRequest {
   readonly textHash: string;
   readonly facts: JsonValue;
   readonly rules: readonly HoldRule[];
-  readonly required: RequiredApprovals;
+  /** One requirement (the common case) ... */
+  readonly required?: RequiredApprovals;
+  /** ... or several, one per hold rule; given both, `requirements` wins. */
+  readonly requirements?: readonly Requirement[];
   readonly mode: HoldMode;
   readonly decisionId?: string;
   readonly createdAt: Date;
@@ -161,8 +192,14 @@ export const principalRef = (p: { name: string; roles: readonly string[] }): Pri
 /** Builds a pending request with its `created` event; validates what the state machine relies on. */
 export function createChangeRequest(input: NewChangeRequest): ChangeRequest {
   const bad = (m: string) => new ApprovalError('invalid_request', `cannot hold this change: ${m}`, 'this is a bug in the policy that asked for the hold or in its configuration');
-  if (!Number.isInteger(input.required.count) || input.required.count < 1) throw bad(`required.count must be an integer >= 1, got ${input.required.count}`);
-  if (input.required.roles.length === 0 || input.required.roles.some((r) => r.length === 0)) throw bad('required.roles must name at least one role');
+  const reqs: readonly Requirement[] = input.requirements ?? (input.required ? [input.required] : []);
+  if (reqs.length === 0) throw bad('no approval requirement given');
+  for (const r of reqs) {
+    if (!Number.isInteger(r.count) || r.count < 1) throw bad(`required count must be an integer >= 1, got ${r.count}`);
+    if (r.roles.length === 0 || r.roles.some((x) => x.length === 0)) throw bad('required roles must name at least one role');
+  }
+  const requirements = reqs.map((r) => (r.rule ? { rule: r.rule, count: r.count, roles: [...r.roles] } : { count: r.count, roles: [...r.roles] }));
+  const required = { count: Math.max(...requirements.map((r) => r.count)), roles: [...new Set(requirements.flatMap((r) => r.roles))] };
   if (!input.requester.name) throw bad('the requester has no name');
   if (!(input.expiresAt.getTime() > input.createdAt.getTime())) throw bad('expiresAt must be after createdAt');
   const at = input.createdAt.toISOString();
@@ -176,7 +213,8 @@ export function createChangeRequest(input: NewChangeRequest): ChangeRequest {
     textHash: input.textHash,
     facts: input.facts,
     rules: input.rules.map((r) => ({ rule: r.rule, reason: r.reason })),
-    required: { count: input.required.count, roles: [...input.required.roles] },
+    required,
+    requirements,
     mode: input.mode,
     ...(input.decisionId ? { decisionId: input.decisionId } : {}),
     createdAt: at,

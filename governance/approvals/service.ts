@@ -1,11 +1,17 @@
 import type { Config } from '../config/schema.js';
+import type { HoldSpec } from '../policy/types.js';
 import type { Principal } from '../principal.js';
 import { ApprovalError } from './errors.js';
 import { parseChangeId, textHash } from './ids.js';
-import { principalRef, type ChangeRequest, type HoldMode, type HoldRule, type JsonValue, type RequiredApprovals, type Resolution } from './model.js';
+import { principalRef, type ChangeRequest, type HoldMode, type HoldRule, type JsonValue, type RequiredApprovals, type Requirement, type Resolution } from './model.js';
 import type { ApprovalStore, ListFilter } from './store.js';
 
 export type ApprovalsConfig = Config['approvals'];
+
+/** The policy's hold requirements (HoldDecision.holdSpec.requirements) as change-request requirements. */
+export function requirementsFromHoldSpec(spec: Pick<HoldSpec, 'requirements'>): Requirement[] {
+  return spec.requirements.map((r) => ({ rule: r.rule, count: r.approvals, roles: [...r.approverRoles] }));
+}
 
 /** What the proxy (or MCP) knows when the policy says `hold`. */
 export interface HoldInput {
@@ -17,8 +23,12 @@ export interface HoldInput {
   /** Analyzer facts summary (JSON-serialisable). */
   readonly facts: JsonValue;
   readonly rules: readonly HoldRule[];
-  /** Default: approvals.default_required. */
+  /** One requirement for the whole request. Default: approvals.default_required. */
   readonly required?: RequiredApprovals;
+  /** Or one per hold rule (all must be met); see requirementsFromHoldSpec(). Wins over `required`. */
+  readonly requirements?: readonly Requirement[];
+  /** Lifetime of the request (e.g. the hold rule's timeout). Default: approvals.expire_after_seconds. */
+  readonly ttlMs?: number;
   readonly mode: HoldMode;
   /** The audit decision record id of the hold (AuditLog.recordDecision receipt), to link the two. */
   readonly decisionId?: string;
@@ -49,10 +59,10 @@ export class ApprovalService {
       textHash: textHash(input.sql),
       facts: input.facts,
       rules: input.rules,
-      required: input.required ?? this.config.default_required,
+      ...(input.requirements && input.requirements.length > 0 ? { requirements: input.requirements } : { required: input.required ?? this.config.default_required }),
       mode: input.mode,
       ...(input.decisionId ? { decisionId: input.decisionId } : {}),
-      ttlMs: this.config.expire_after_seconds * 1000,
+      ttlMs: input.ttlMs ?? this.config.expire_after_seconds * 1000,
     });
   }
 

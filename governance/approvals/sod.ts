@@ -1,10 +1,10 @@
 import { ApprovalError } from './errors.js';
 import {
-  approvalsMissing,
   approverNames,
   isExpiredAt,
   isFinal,
   principalRef,
+  requirementProgress,
   type ChangeEvent,
   type ChangeRequest,
   type PrincipalRef,
@@ -63,6 +63,14 @@ function expireNow(req: ChangeRequest, now: Date): Plan {
   return { event: { type: 'expired', at: now.toISOString(), reason: `not decided before ${req.expiresAt}` }, thenThrow: expiredError(req) };
 }
 
+/** "1 more approval from a principal holding dba, and 1 more from release-manager" */
+export function describeMissing(req: ChangeRequest): string {
+  const parts = requirementProgress(req)
+    .filter((p) => p.missing > 0)
+    .map((p) => `${p.missing} more approval${p.missing === 1 ? '' : 's'} from ${p.missing === 1 ? 'a principal' : 'distinct principals'} holding ${roleList(p.requirement.roles)}`);
+  return parts.length ? parts.join(', and ') : 'nothing more';
+}
+
 const holdsOneOf = (p: PrincipalRef, roles: readonly string[]) => p.roles.some((r) => roles.includes(r));
 
 export function planApprove(req: ChangeRequest, approver: PrincipalRef, now: Date, comment?: string): Plan {
@@ -78,10 +86,9 @@ export function planApprove(req: ChangeRequest, approver: PrincipalRef, now: Dat
     );
   }
   if (approverNames(req).includes(approver.name)) {
-    const missing = approvalsMissing(req);
     throw new ApprovalError(
       'duplicate_approval',
-      `you (${approver.name}) already approved change ${req.id}; it needs ${missing} more approval${missing === 1 ? '' : 's'} from other principals holding ${roleList(req.required.roles)}`,
+      `you (${approver.name}) already approved change ${req.id}; it still needs ${describeMissing(req)}`,
       'each approval must come from a distinct principal',
       req.id,
     );

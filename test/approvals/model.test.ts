@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   ApprovalError,
+  approvalsMissing,
   approverNames,
   consumeRefusal,
   createChangeRequest,
@@ -150,6 +151,26 @@ describe('separation of duties', () => {
     expect(approverNames(r)).toEqual(['alice', 'bob']);
     expect(code(() => planApprove(r, carol, at(3)))).toBe('not_pending');
   });
+  it('several requirements (one per hold rule) must all be met; one approver may meet two', () => {
+    const base = createChangeRequest({
+      id: 'ABCD1234', requester: agent, database: 'app', sql: SQL, fingerprint: 'fp', textHash: textHash(SQL), facts: {}, rules: [], mode: 'wait', createdAt: T0, expiresAt: at(60_000),
+      requirements: [{ rule: 'ddl', count: 2, roles: ['dba'] }, { rule: 'freeze', count: 1, roles: ['release-manager'] }],
+    });
+    expect(base.required).toEqual({ count: 2, roles: ['dba', 'release-manager'] });
+    let r = transition(base, planApprove(base, carol, at(1)).event); // release-manager: freeze met, ddl 0/2
+    expect(r.status).toBe('pending');
+    expect(approvalsMissing(r)).toBe(2);
+    let err: unknown;
+    try { planApprove(r, carol, at(2)); } catch (e) { err = e; }
+    expect((err as ApprovalError).message).toBe('you (carol) already approved change ABCD1234; it still needs 2 more approvals from distinct principals holding dba');
+    r = transition(r, planApprove(r, alice, at(2)).event);
+    expect(r.status).toBe('pending');
+    r = transition(r, planApprove(r, bob, at(3)).event);
+    expect(r.status).toBe('approved');
+    // One principal holding both roles counts for both requirements.
+    const both = createChangeRequest({ ...base, createdAt: T0, expiresAt: at(60_000), requirements: [{ count: 1, roles: ['dba'] }, { count: 1, roles: ['release-manager'] }] });
+    expect(transition(both, planApprove(both, { name: 'erin', roles: ['dba', 'release-manager'] }, at(1)).event).status).toBe('approved');
+  });
   it('rejection needs a non-empty reason and an approver role; not the requester', () => {
     expect(code(() => planReject(req(), alice, at(1), '   '))).toBe('reason_required');
     expect(code(() => planReject(req(), dave, at(1), 'no'))).toBe('missing_role');
@@ -186,7 +207,8 @@ describe('separation of duties', () => {
   });
   it('executor_must_differ_from_approver is checked at consume', () => {
     // Not reachable through the public operations (the requester cannot approve); build the state directly.
-    const approved = transition(req(), { type: 'approved', at: at(1).toISOString(), by: agent });
+    const approved = transition(req(), { type: 'approved', at: at(1).toISOString(), by: { name: agent.name, roles: ['dba'] } });
+    expect(approved.status).toBe('approved');
     const h = textHash(SQL);
     expect(consumeRefusal(approved, agent, 'app', h, at(2), { executorMustDifferFromApprover: true })).toBe('the executor approved it');
     expect(consumeRefusal(approved, agent, 'app', h, at(2), { executorMustDifferFromApprover: false })).toBeUndefined();

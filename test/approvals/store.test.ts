@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { ApprovalService, textHash, type ApprovalStore } from '../../governance/approvals/index.js';
+import { ApprovalService, requirementsFromHoldSpec, textHash, type ApprovalStore } from '../../governance/approvals/index.js';
 import { configSchema } from '../../governance/config/schema.js';
 import { redisAvailable } from '../harness/db.js';
 import { agent, alice, bob, carol, dave, holdInput, memoryKind, recorder, redisKind, rejectsWith, type StoreKind } from './helpers.js';
@@ -265,6 +265,16 @@ for (const [name, makeKind, available] of kinds) {
       expect(await svc.consume({ name: 'agent:x', roles: ['agent'] }, 'app', `${sql} `)).toBeUndefined();
       expect((await svc.consume({ name: 'agent:x', roles: ['agent'] }, 'app', sql))?.status).toBe('executed');
       expect(await svc.consume({ name: 'agent:x', roles: ['agent'] }, 'app', sql)).toBeUndefined();
+    });
+
+    it('hold from a policy HoldSpec: every rule\'s requirement, the rule\'s timeout', async () => {
+      const svc = new ApprovalService(kind.open(), config);
+      const spec = { requirements: [{ rule: 'big-index', approvals: 1, approverRoles: ['dba'] }, { rule: 'freeze', approvals: 1, approverRoles: ['release-manager'] }] };
+      const r = await svc.hold({ requester: agent, database: 'app', sql: 'CREATE INDEX i ON big (x)', fingerprint: 'f', facts: {}, rules: [], mode: 'wait', requirements: requirementsFromHoldSpec(spec), ttlMs: 90_000 });
+      expect(Date.parse(r.expiresAt) - Date.parse(r.createdAt)).toBe(90_000);
+      expect(r.requirements).toEqual([{ rule: 'big-index', count: 1, roles: ['dba'] }, { rule: 'freeze', count: 1, roles: ['release-manager'] }]);
+      expect((await svc.approve(r.id, alice)).status).toBe('pending');
+      expect((await svc.approve(r.id, carol)).status).toBe('approved');
     });
 
     it('errors: unknown id, malformed id, oversized statement, cancel rights', async () => {
