@@ -124,8 +124,16 @@ export interface HashedEnvelope {
 
 /** sha256 (lowercase hex) of the canonical JSON of {v, id, instance, seq, time, kind, prev_hash, body}. */
 export function recordHash(env: HashedEnvelope): string {
-  const canonical = canonicalJson({
-    v: CHAIN_FORMAT_VERSION, id: env.id, instance: env.instance, seq: env.seq, time: env.time, kind: env.kind, prev_hash: env.prev_hash, body: env.body,
-  });
+  return recordHashWithBody(env, canonicalJson(env.body));
+}
+
+/**
+ * The same hash, given the body's canonical JSON already (the writer serialises each body once and uses
+ * the text both for the hash and for the INSERT). Members in canonical (sorted) order, so the result is
+ * byte-identical to canonicalJson of the whole envelope.
+ */
+export function recordHashWithBody(env: Omit<HashedEnvelope, 'body'>, bodyCanonical: string): string {
+  if (!Number.isSafeInteger(env.seq)) throw new TypeError(`recordHash: seq ${env.seq} is not a safe integer`);
+  const canonical = `{"body":${bodyCanonical},"id":${JSON.stringify(env.id)},"instance":${JSON.stringify(env.instance)},"kind":${JSON.stringify(env.kind)},"prev_hash":${JSON.stringify(env.prev_hash)},"seq":${env.seq},"time":${JSON.stringify(env.time)},"v":${CHAIN_FORMAT_VERSION}}`;
   return createHash('sha256').update(canonical, 'utf8').digest('hex');
 }

@@ -17,7 +17,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { configSchema } from '../config/schema.js';
 import { aggregateKey, decisionBody, fingerprintOf, isChange, objectsOf, outcomeSummary, redactSql, sessionFields } from './build.js';
-import { recordHash, sanitize } from './canonical.js';
+import { canonicalJson, recordHashWithBody, sanitize } from './canonical.js';
 import type { AuditConfig } from './control.js';
 import { AuditInstanceInUseError, AuditUnavailableError } from './errors.js';
 import { auditMetrics, type AuditMetrics } from './metrics.js';
@@ -62,6 +62,8 @@ interface Item {
   readonly time: string;
   readonly kind: RecordKind;
   readonly body: Json;
+  /** canonicalJson(body): hashed and inserted as is (computed once, when the record is queued). */
+  bodyJson?: string;
   readonly cls: ItemClass;
   /** Present when the caller awaits the commit: failure rejects it instead of counting a gap. */
   readonly waiter?: { resolve: () => void; reject: (e: Error) => void };
@@ -80,8 +82,10 @@ interface Bucket {
   sessions: Set<string>;
 }
 
+// One JSON array parameter: cheaper for both sides than eight parallel arrays (no array-literal escaping).
 const INSERT_SQL = `INSERT INTO pgairlock.audit_log (id, instance, seq, time, kind, prev_hash, hash, body)
-  SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::timestamptz[], $5::text[], $6::text[], $7::text[], $8::jsonb[])`;
+  SELECT (r->>'id')::uuid, r->>'instance', (r->>'seq')::bigint, (r->>'time')::timestamptz, r->>'kind', r->>'prev_hash', r->>'hash', r->'body'
+    FROM jsonb_array_elements($1::jsonb) AS r`;
 
 export function auditConfig(partial: Partial<AuditConfig> = {}): AuditConfig {
   return configSchema.shape.audit.parse(partial);
@@ -416,6 +420,7 @@ export class AuditLog {
       if (item.waiter) item.waiter.reject(new AuditUnavailableError(item.cls, err)); else this.lost(item.kind, 'queue_full', 1);
       return;
     }
+    item.bodyJson = canonicalJson(item.body);
     this.queue.push(item);
     if (item.waiter || this.queue.length >= this.config.reads.max_batch || this.config.reads.group_commit_ms === 0) {
       if (this.timer) { clearTimeout(this.timer); this.timer = undefined; }
@@ -446,15 +451,15 @@ export class AuditLog {
       try {
         this.head ??= await this.loadHead();
         let { seq, hash } = this.head;
-        const cols: [string[], string[], number[], string[], string[], string[], string[], string[]] = [[], [], [], [], [], [], [], []];
+        const rows: string[] = [];
         for (const it of batch) {
           const prev = hash;
           seq += 1;
-          hash = recordHash({ id: it.id, instance: this.instance, seq, time: it.time, kind: it.kind, prev_hash: prev, body: it.body });
-          cols[0].push(it.id); cols[1].push(this.instance); cols[2].push(seq); cols[3].push(it.time);
-          cols[4].push(it.kind); cols[5].push(prev); cols[6].push(hash); cols[7].push(JSON.stringify(it.body));
+          const bodyJson = (it.bodyJson ??= canonicalJson(it.body));
+          hash = recordHashWithBody({ id: it.id, instance: this.instance, seq, time: it.time, kind: it.kind, prev_hash: prev }, bodyJson);
+          rows.push(`{"id":${JSON.stringify(it.id)},"instance":${JSON.stringify(this.instance)},"seq":${seq},"time":${JSON.stringify(it.time)},"kind":${JSON.stringify(it.kind)},"prev_hash":${JSON.stringify(prev)},"hash":"${hash}","body":${bodyJson}}`);
         }
-        await this.writePool.query({ name: 'pgairlock_audit_insert', text: INSERT_SQL, values: cols });
+        await this.writePool.query({ name: 'pgairlock_audit_insert', text: INSERT_SQL, values: [`[${rows.join(',')}]`] });
         this.head = { seq, hash };
         this.markHealthy();
         this.metrics.flushSeconds.observe((performance.now() - started) / 1000);
