@@ -155,6 +155,15 @@ export const configSchema = z.strictObject({
       assume_in_transaction: z.boolean().default(false),
     })
     .prefault({}),
+  /** The analyzer's cache of statement facts (analyzer/cache.ts, docs/analyzer.md; keys in docs/configuration.md "analyzer"). */
+  analyzer: z
+    .strictObject({
+      /** Bound of the estimated bytes the analysis cache retains (facts summaries, never ASTs). */
+      cache_max_bytes: z.number().int().min(0).default(16 * 1024 * 1024),
+      /** Texts longer than this (UTF-16 units) are analysed but never cached. */
+      cache_max_text_length: z.number().int().min(0).default(64 * 1024),
+    })
+    .prefault({}),
   /** Redis for approvals and cross-replica wake-ups. REDIS_URL overrides url; without either, an in-process store. */
   redis: z
     .strictObject({
