@@ -791,7 +791,7 @@ const STATEMENTS: Record<string, Handler> = {
         if (fn) c.fn(fn.schema, fn.name);
       }
     }
-    dropCascade(c, n, 'REVOKE');
+    // REVOKE ... CASCADE revokes privileges granted onwards: no data is lost, so it is not destructive.
     return r('dcl', verb);
   },
   GrantRoleStmt: (c, n) => {
