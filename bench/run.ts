@@ -221,9 +221,11 @@ async function main(): Promise<number> {
 
     log(`bench: creating scratch database ${scratch} and running pgbench -i -s ${o.scale}`);
     await createDatabase(adminUrl, scratch);
-    cleanup.add(`drop database ${scratch}`, () => dropDatabase(adminUrl, scratch));
+    // DROP DATABASE checkpoints first: with fsync on and a loaded machine that can take a while.
+    cleanup.add(`drop database ${scratch}`, () => dropDatabase(adminUrl, scratch), 180_000);
     checkAborted();
-    await initPgbench({ host: upstreamHost, port: upstreamPort, user, database: scratch }, o.scale, 600_000);
+    await initPgbench({ host: upstreamHost, port: upstreamPort, user, database: scratch }, o.scale, 600_000, (kill) => { killCurrent = kill; });
+    killCurrent = undefined;
     checkAborted();
 
     if (o.kinds.has('direct')) {
@@ -278,7 +280,11 @@ async function main(): Promise<number> {
         onStart: (_pid, kill) => {
           killCurrent = kill;
           // Sampled once pgbench exists: the run's connection setup is counted, the runner's own work is not.
-          before = t.pid !== undefined ? readCpu(t.pid, { includeDescendants: true }) : undefined;
+          try {
+            before = t.pid !== undefined ? readCpu(t.pid, { includeDescendants: true }) : undefined;
+          } catch {
+            before = undefined; // the proxy is gone: reported after the run
+          }
         },
       });
       killCurrent = undefined;

@@ -5,15 +5,15 @@ import type { ChildProcess } from 'node:child_process';
  * database. Runs once, on normal exit, on error and on Ctrl-C (SIGINT/SIGTERM/SIGHUP).
  */
 
-type Undo = { readonly name: string; readonly run: () => Promise<void> };
+type Undo = { readonly name: string; readonly run: () => Promise<void>; readonly timeoutMs: number | undefined };
 
 export class Cleanup {
   private readonly undos: Undo[] = [];
   private running: Promise<void> | undefined;
 
-  /** Registers an undo step; later registrations run first. */
-  add(name: string, run: () => Promise<void>): void {
-    this.undos.push({ name, run });
+  /** Registers an undo step; later registrations run first. `timeoutMs` overrides runAll's bound for this step. */
+  add(name: string, run: () => Promise<void>, timeoutMs?: number): void {
+    this.undos.push({ name, run, timeoutMs });
   }
 
   /** Runs every step (each bounded by `stepTimeoutMs`), reporting failures instead of stopping at them. */
@@ -22,11 +22,12 @@ export class Cleanup {
       while (this.undos.length > 0) {
         const undo = this.undos.pop()!;
         let timer: NodeJS.Timeout | undefined;
+        const limit = undo.timeoutMs ?? stepTimeoutMs;
         try {
           await Promise.race([
             undo.run(),
             new Promise<never>((_, reject) => {
-              timer = setTimeout(() => reject(new Error(`timed out after ${stepTimeoutMs} ms`)), stepTimeoutMs);
+              timer = setTimeout(() => reject(new Error(`timed out after ${limit} ms`)), limit);
             }),
           ]);
         } catch (err) {

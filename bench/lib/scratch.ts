@@ -34,7 +34,7 @@ export async function createDatabase(adminUrl: string, name: string): Promise<vo
 }
 
 export async function dropDatabase(adminUrl: string, name: string): Promise<void> {
-  await adminQuery(adminUrl, `DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`);
+  await adminQuery(adminUrl, `DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`, 170_000);
 }
 
 /** `pgbench -i -s <scale>` directly against the server (never through a target). */
@@ -42,11 +42,13 @@ export async function initPgbench(
   conn: { host: string; port: number; user: string; database: string },
   scale: number,
   timeoutMs: number,
+  /** Receives a function that kills the running `pgbench -i` (for Ctrl-C). */
+  onStart?: (kill: () => void) => void,
 ): Promise<void> {
   const r = await runCommand(
     'pgbench',
     ['-i', '-q', '-s', String(scale), '-h', conn.host, '-p', String(conn.port), '-U', conn.user, conn.database],
-    { timeoutMs, env: { ...process.env, PGCONNECT_TIMEOUT: '10' } },
+    { timeoutMs, env: { ...process.env, PGCONNECT_TIMEOUT: '10' }, onStart: (_pid, kill) => onStart?.(kill) },
   );
   if (r.code !== 0) {
     const why = r.timedOut ? `timed out after ${timeoutMs} ms` : `exit code ${r.code}`;
