@@ -84,7 +84,12 @@ function selectQuery(c: Collector, n: any, parent: Scope | undefined): void {
     for (const lc of n.lockingClause as any[]) {
       const rels = lc?.LockingClause?.lockedRels;
       if (Array.isArray(rels) && rels.length > 0) {
-        for (const rv of rels) if (rv?.RangeVar && !c.isCte(rv.RangeVar.relname, scope)) c.rangeVar(rv.RangeVar, 'read', 'RowShareLock');
+        // FOR UPDATE OF names FROM entries (aliases included), not relations.
+        for (const rv of rels) {
+          const ref: string | undefined = rv?.RangeVar?.relname;
+          const e = scope.entries.find((x) => x.ref === ref && (rv.RangeVar.schemaname === undefined || x.schema === rv.RangeVar.schemaname));
+          if (e?.key !== undefined) c.lock(qualifiedName(e.key.split('.'))!, e.key, 'RowShareLock', false, false, 'SELECT ... FOR UPDATE/SHARE');
+        }
       } else {
         for (const e of scope.entries) if (e.key !== undefined) c.lock(qualifiedName(e.key.split('.'))!, e.key, 'RowShareLock', false, false, 'SELECT ... FOR UPDATE/SHARE');
       }

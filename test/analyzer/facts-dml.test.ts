@@ -14,6 +14,7 @@ factTable('reads', [
   { sql: 'SELECT * FROM t FOR UPDATE', rels: ['read:t'], locks: ['t:RowShare'] },
   { sql: 'SELECT * FROM t, u FOR SHARE OF u', rels: ['read:t', 'read:u'], locks: ['t:AccessShare', 'u:RowShare'] },
   { sql: 'SELECT * FROM t FOR NO KEY UPDATE SKIP LOCKED', locks: ['t:RowShare'] },
+  { sql: 'SELECT * FROM s.t AS x JOIN u ON u.id = x.id FOR UPDATE OF x', locks: ['s.t:RowShare', 'u:AccessShare'] },
   { sql: 'SELECT * FROM t FOR KEY SHARE NOWAIT', locks: ['t:RowShare'] },
   { sql: 'WITH x AS (SELECT a FROM t) SELECT * FROM x', kind: 'read', rels: ['read:t(a)'], locks: ['t:AccessShare'] },
   { sql: 'WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 10) SELECT * FROM r', rels: [], locks: [] },
