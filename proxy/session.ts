@@ -122,6 +122,8 @@ export class Session {
   /** Query/Sync/FunctionCall messages sent upstream, and ReadyForQuery messages seen: their difference is work in flight. */
   private sent = 0;
   private answered = 0;
+  /** Something was sent upstream since the last ReadyForQuery (an Execute + Flush keeps a backend busy without a Sync). */
+  private sentSinceReady = false;
   private refusals: PendingRefusal[] = [];
   private sawFatal = false;
   private closing = false;
@@ -308,6 +310,7 @@ export class Session {
         }
         if (type === Frontend.Query || type === Frontend.Sync || type === Frontend.FunctionCall) this.sent++;
         else if (type === Frontend.Terminate) this.closing = true;
+        this.sentSinceReady = true;
         const verdict = this.gate?.onClientMessage(type, f.buf, f.start, f.end);
         if (verdict === undefined || (!(verdict instanceof Promise) && verdict.action === 'forward')) {
           out.add(f.buf, f.start, f.end);
@@ -394,7 +397,7 @@ export class Session {
   private onClientClose(): void {
     if (this.phase === 'closed') return;
     const up = this.upstream;
-    if (up && this.phase === 'ready' && this.inFlight > 0 && this.upstreamKey && this.route) {
+    if (up && this.phase === 'ready' && (this.inFlight > 0 || this.sentSinceReady) && this.upstreamKey && this.route) {
       // The server would run the query to its end: cancel it, then close.
       this.log.info({ inFlight: this.inFlight }, 'client disconnected mid-query; cancelling upstream');
       const { pid, secret } = this.upstreamKey;
@@ -419,6 +422,7 @@ export class Session {
           this.txStatus = f.buf[f.start + 5]!;
           if (this.phase === 'ready') {
             this.answered++;
+            if (this.answered === this.sent) this.sentSinceReady = false;
             if (this.refusals.length) this.dropResolvedRefusals();
           } else {
             this.onSessionReady();
