@@ -150,6 +150,42 @@ describe.skipIf(!postgresAvailable())('wire protocol details through the proxy',
     }
   });
 
+  it('a client that stops reading applies backpressure to the server (the proxy does not buffer the result)', async () => {
+    const marker = `backpressure_${Date.now()}`;
+    const c = await session();
+    try {
+      c.write(queryMessage(`SELECT repeat('x', 2000) FROM generate_series(1, 200000) /* ${marker} */`)); // ~400 MB
+      await sleep(300);
+      c.socket.pause();
+      const rssBefore = process.memoryUsage().rss;
+      // The server must end up blocked writing to its socket, not done and buffered in the proxy.
+      let waiting = false;
+      for (let i = 0; i < 60 && !waiting; i++) {
+        await sleep(100);
+        const { rows } = await db.query<{ state: string; wait_event: string | null }>(
+          `SELECT state, wait_event FROM pg_stat_activity WHERE query LIKE $1 AND pid <> pg_backend_pid()`,
+          [`%${marker}%`],
+        );
+        waiting = rows.some((r) => r.state === 'active' && r.wait_event === 'ClientWrite');
+      }
+      expect(waiting).toBe(true);
+      await sleep(500);
+      expect(process.memoryUsage().rss - rssBefore).toBeLessThan(100 * 1024 * 1024);
+    } finally {
+      c.destroy();
+    }
+    // Dropping the reader ends the server's work too.
+    const gone = await (async () => {
+      for (let i = 0; i < 50; i++) {
+        const { rows } = await db.query(`SELECT 1 FROM pg_stat_activity WHERE query LIKE $1 AND state = 'active' AND pid <> pg_backend_pid()`, [`%${marker}%`]);
+        if (rows.length === 0) return true;
+        await sleep(100);
+      }
+      return false;
+    })();
+    expect(gone).toBe(true);
+  });
+
   it('an empty query string gets EmptyQueryResponse', async () => {
     const c = await session();
     try {
