@@ -160,7 +160,11 @@ export class GovernedGate implements SessionGate {
     }
   }
 
-  private decide(sql: string, via: 'query' | 'parse', statementName?: string): GateVerdict | Promise<GateVerdict> | undefined {
+  /**
+   * Decides one statement string: analysis, policy, then the services (audit, approvals).
+   * Public so other front doors (MCP) take exactly the wire's decision path.
+   */
+  decide(sql: string, via: 'query' | 'parse', statementName?: string): GateVerdict | Promise<GateVerdict> | undefined {
     const ctx = this.ctx;
     const inBlock = ctx.txStatus() !== TxStatus.Idle;
     const analysis = analyzeCached(sql, { serverVersion: ctx.serverVersion(), context: ctx.state.scriptContext(inBlock) });
