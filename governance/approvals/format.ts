@@ -39,7 +39,7 @@ export function changeDetailRows(r: ChangeRequest): [string, string][] {
     ['requester', `${r.requester.name} (${r.requester.roles.join(', ') || 'no roles'})`],
     ['database', r.database],
     ['mode', r.mode],
-    ...r.requirements.map((q): [string, string] => ['required', `${q.count} approval${q.count === 1 ? '' : 's'} from distinct principals holding ${q.roles.join(' or ')}${q.rule ? ` (rule ${q.rule})` : ''}`]),
+    ...r.requirements.map((q): [string, string] => ['required', `${q.count === 1 ? '1 approval from a principal' : `${q.count} approvals from distinct principals`} holding ${q.roles.join(' or ')}${q.rule ? ` (rule ${q.rule})` : ''}`]),
     ['approved_by', approverNames(r).join(', ') || '-'],
     ['created_at', r.createdAt],
     ['expires_at', r.expiresAt],
