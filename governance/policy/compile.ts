@@ -21,6 +21,8 @@ export interface CompiledRule {
   readonly unit: readonly UnitCondition[];
   /** The rule's `unparseable` condition, if any (judged by the evaluator itself). */
   readonly unparseable: boolean | undefined;
+  /** Has during/outside conditions: its who/where/when verdict cannot be cached per principal. */
+  readonly timeDependent: boolean;
   /** Which findings the rule is about (its `findings` condition), for hints; undefined = any. */
   readonly findingFilter: ((f: Finding) => boolean) | undefined;
   readonly spec: RuleSpec;
@@ -43,6 +45,12 @@ export interface CompiledPolicy {
   readonly rules: readonly CompiledRule[];
   readonly defaultEffect: DefaultEffectSpec;
   readonly spec: PolicySpec;
+  /**
+   * Memo of the who/where verdicts of rules without time conditions, per principal object and
+   * database/environment: a session's principal is resolved once, so most rules are decided by a lookup.
+   * The only mutable part of a compiled policy; it never changes a decision.
+   */
+  readonly contextCache: WeakMap<object, Map<string, readonly ({ readonly ok: boolean; readonly reason: string } | undefined)[]>>;
 }
 
 export function compileRule(spec: RuleSpec, clocks: Map<string, ZoneClock>): CompiledRule {
@@ -58,6 +66,7 @@ export function compileRule(spec: RuleSpec, clocks: Map<string, ZoneClock>): Com
     unit: compileUnitConditions(spec.match).filter((c) => c.key !== 'unparseable'),
     unparseable: spec.match.unparseable,
     findingFilter: findingFilterOf(spec),
+    timeDependent: spec.match.during !== undefined || spec.match.outside !== undefined,
     spec,
   };
 }
@@ -70,5 +79,6 @@ export function compilePolicy(spec: PolicySpec, source = 'inline'): CompiledPoli
     rules: spec.rules.map((r) => compileRule(r, clocks)),
     defaultEffect: spec.default_effect,
     spec,
+    contextCache: new WeakMap(),
   };
 }

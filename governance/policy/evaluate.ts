@@ -120,6 +120,30 @@ function judgeContext(rule: CompiledRule, env: EvalEnv): ContextJudgement {
   return { ok: true, reason: reasons.join(', ') };
 }
 
+/** '; '-joined, without the join for the common single reason. */
+function joinReasons(xs: readonly string[]): string {
+  return xs.length === 1 ? xs[0]! : xs.join('; ');
+}
+
+const NO_CONTEXT: ContextJudgement = { ok: true, reason: '' };
+
+/** The memoised who/where verdicts for this principal, database and environment (undefined: judge now). */
+function cachedContexts(policy: CompiledPolicy, input: EvaluationInput): readonly (ContextJudgement | undefined)[] {
+  let byPlace = policy.contextCache.get(input.principal);
+  if (!byPlace) {
+    byPlace = new Map();
+    policy.contextCache.set(input.principal, byPlace);
+  }
+  const key = `${input.database}\u0000${input.environment}`;
+  let list = byPlace.get(key);
+  if (!list) {
+    const env = { input, principal: input.principal, now: input.now, searchPath: [], state: undefined };
+    list = policy.rules.map((rule) => (rule.timeDependent ? undefined : judgeContext(rule, env)));
+    if (byPlace.size < 256) byPlace.set(key, list); // bounded: databases x environments of one principal
+  }
+  return list;
+}
+
 /** Default effect for a principal: the strongest default among its roles listed, else the global one. */
 export function defaultEffectFor(principal: Principal, spec: DefaultEffectSpec): { effect: 'allow' | 'deny'; because: string } {
   let best: 'allow' | 'deny' | undefined;
@@ -178,10 +202,12 @@ export function evaluate(input: EvaluationInput, policy: CompiledPolicy): Decisi
   const verdicts: RuleVerdict[] = [];
   const matchedByStatement: MatchedRule[][] = trees.map(() => []);
 
-  for (const any of all) {
+  const cached = cachedContexts(policy, input);
+  for (let r = 0; r < all.length; r++) {
+    const any = all[r]!;
     const ref: RuleRef = { id: any.rule.id, source: any.kind };
     const effect: EffectName = any.kind === 'builtin' ? 'deny' : any.rule.effect;
-    const ctx = any.kind === 'policy' ? judgeContext(any.rule, env) : { ok: true, reason: '' };
+    const ctx = any.kind === 'policy' ? (cached[r - policy.builtins.length] ?? judgeContext(any.rule, env)) : NO_CONTEXT;
     const matchedStatements: number[] = [];
     const texts: string[] = [];
     const misses: string[] = [];
@@ -210,11 +236,12 @@ export function evaluate(input: EvaluationInput, policy: CompiledPolicy): Decisi
       if (ctx.reason && matchedAny) texts.unshift(ctx.reason);
     }
     verdicts.push({
-      ...ref,
+      id: ref.id,
+      source: ref.source,
       effect,
       description: any.rule.description,
       matched: matchedAny,
-      reason: matchedAny ? texts.join('; ') : misses.join('; '),
+      reason: joinReasons(matchedAny ? texts : misses),
       statements: matchedStatements,
       unknown,
     });
@@ -245,28 +272,32 @@ export function evaluate(input: EvaluationInput, policy: CompiledPolicy): Decisi
     }
   }
 
-  const base = {
-    principal: input.principal,
-    database: input.database,
-    environment: input.environment,
-    verdicts,
-    statements: outcomes,
-  };
+  // Decisions are built as literals with every field spelled out: object spread is a slow path in V8
+  // and this runs for every statement the proxy sees.
+  const principal = input.principal;
+  const database = input.database;
+  const environment = input.environment;
 
   if (overall === undefined) {
     // Whitespace or comments only: the server answers EmptyQueryResponse; nothing runs.
-    return { ...base, effect: 'allow', decidedBy: [], reasons: ['the query string holds no statement'] };
+    return { effect: 'allow', principal, database, environment, verdicts, statements: outcomes, decidedBy: [], reasons: ['the query string holds no statement'] };
   }
-  const decisive = matchedByStatement.flat().filter((m) => m.effect === overall);
+  const decisive: MatchedRule[] = [];
+  for (const list of matchedByStatement) for (const m of list) if (m.effect === overall) decisive.push(m);
   if (overall === 'allow') {
     const decidedBy: RuleRef[] = [];
     for (const o of outcomes) for (const r of o.decidedBy) if (!decidedBy.some((d) => d.id === r.id)) decidedBy.push(r);
-    const reasons = outcomes.flatMap((o) =>
-      o.decidedBy[0]?.source === 'default'
-        ? [`${statementLabel(parsed?.[o.index], o.index, count)}no policy rule matched; ${def.because}`]
-        : decisive.filter((m) => m.statement === o.index).map((m) => `${statementLabel(parsed?.[m.statement], m.statement, count)}rule ${m.ref.id}: ${m.text}`),
-    );
-    return { ...base, effect: 'allow', decidedBy, reasons };
+    const reasons: string[] = [];
+    for (const o of outcomes) {
+      if (o.decidedBy[0]?.source === 'default') {
+        reasons.push(`${statementLabel(parsed?.[o.index], o.index, count)}no policy rule matched; ${def.because}`);
+        continue;
+      }
+      for (const m of decisive) {
+        if (m.statement === o.index) reasons.push(`${statementLabel(parsed?.[m.statement], m.statement, count)}rule ${m.ref.id}: ${m.text}`);
+      }
+    }
+    return { effect: 'allow', principal, database, environment, verdicts, statements: outcomes, decidedBy, reasons };
   }
   if (decisive.length === 0) {
     // Decided by the default effect (for at least the decisive statement).
@@ -281,7 +312,7 @@ export function evaluate(input: EvaluationInput, policy: CompiledPolicy): Decisi
       hint: 'Ask a DBA to add a policy rule that allows it (pgairlock policy explain shows every rule\'s verdict).',
       ...positionOf(parsed, decisiveStatement, count, parseError),
     };
-    return { ...base, effect: 'deny', rule: defaultRef, error, reasons };
+    return { effect: 'deny', principal, database, environment, verdicts, statements: outcomes, rule: defaultRef, error, reasons };
   }
 
   const reasons = decisive.map((m) => `${statementLabel(parsed?.[m.statement], m.statement, count)}rule ${m.ref.id}: ${m.text}`);
@@ -300,7 +331,7 @@ export function evaluate(input: EvaluationInput, policy: CompiledPolicy): Decisi
         ? `${leadRule.message} (rule "${lead.ref.id}")`
         : `pgairlock: permission denied by rule "${lead.ref.id}": ${leadRule.description}`;
     const error: WireError = { severity: 'ERROR', sqlstate, message, detail: reasons.join('\n'), ...(hint ? { hint } : {}), ...position };
-    return { ...base, effect: 'deny', rule: lead.ref, error, reasons };
+    return { effect: 'deny', principal, database, environment, verdicts, statements: outcomes, rule: lead.ref, error, reasons };
   }
 
   const holdSpec = combineHolds(decisive);
@@ -312,7 +343,7 @@ export function evaluate(input: EvaluationInput, policy: CompiledPolicy): Decisi
   const holdHint =
     hint ?? `Ask someone with role ${approvers} to approve the change (${needs}, valid ${formatDuration(holdSpec.timeoutMs)}); then send the same statement again.`;
   const error: WireError = { severity: 'ERROR', sqlstate, message, detail: reasons.join('\n'), hint: holdHint, ...position };
-  return { ...base, effect: 'hold', rule: lead.ref, holdSpec, error, reasons };
+  return { effect: 'hold', principal, database, environment, verdicts, statements: outcomes, rule: lead.ref, holdSpec, error, reasons };
 }
 
 function hintFromFindings(matched: readonly MatchedRule[]): string | undefined {
