@@ -1,5 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -188,6 +189,20 @@ describe.skipIf(!postgresAvailable())('pgairlock start (the real CLI)', () => {
     expect(r.stderr).toContain('lisen');
     expect(r.stderr).toContain('limits.max_message_bytes');
     expect(r.stdout).not.toContain('listening');
+  });
+
+  it('a listen address already in use: a clear error and a non-zero exit', async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', () => resolve()));
+    const { port } = blocker.address() as net.AddressInfo;
+    try {
+      const r = await runCli(['start', '--config', configPath], { env: { DATABASE_URL: upstreamUrl, PGAIRLOCK_LISTEN: `127.0.0.1:${port}` }, timeoutMs: 30_000 });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain('EADDRINUSE');
+      expect(r.stderr).toContain(String(port));
+    } finally {
+      blocker.close();
+    }
   });
 
   it('a missing explicit config file: exit 2 with its path', async () => {
