@@ -1,3 +1,4 @@
+import net from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startPrivateCluster, type PrivateCluster } from '../harness/cluster.js';
@@ -128,5 +129,35 @@ describe.skipIf(!postgresAvailable())('upstream stopped, killed and restarted', 
     expect(started).toBe(true);
     const again = track(await connect(clusterUrl()));
     expect((await again.query('SELECT 1 AS back')).rows).toEqual([{ back: 1 }]);
+  });
+
+  it('an upstream that accepts TCP but never answers: the client gets an error within the configured timeouts', async () => {
+    const sockets: net.Socket[] = [];
+    const mute = net.createServer((s) => {
+      sockets.push(s);
+      s.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => mute.listen(0, '127.0.0.1', () => resolve()));
+    const port = (mute.address() as net.AddressInfo).port;
+    const prefer = await startTestProxy({ upstream: { url: `postgres://127.0.0.1:${port}/x?sslmode=prefer`, connect_timeout_ms: 1000 } });
+    const plain = await startTestProxy({ upstream: { url: `postgres://127.0.0.1:${port}/x?sslmode=disable` }, limits: { startup_timeout_ms: 1500 } });
+    try {
+      // sslmode prefer: no answer to SSLRequest within connect_timeout_ms.
+      let t0 = Date.now();
+      const a = await settle(connect(prefer.url('x')));
+      expect(a.error?.code).toBe('08001');
+      expect(Date.now() - t0).toBeLessThan(4000);
+      // No TLS negotiation: the startup never completes, and limits.startup_timeout_ms ends it.
+      t0 = Date.now();
+      const b = await settle(connect(plain.url('x')));
+      expect(b.error).toBeDefined();
+      expect(b.error?.code).toMatch(/^(08|57P03)/);
+      expect(Date.now() - t0).toBeLessThan(5000);
+    } finally {
+      await prefer.close();
+      await plain.close();
+      for (const s of sockets) s.destroy();
+      mute.close();
+    }
   });
 });
