@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import type { Config } from '../config/schema.js';
 
 export type AuditConfig = Config['audit'];
@@ -18,4 +19,9 @@ export function controlDatabaseUrl(config: Config, env: NodeJS.ProcessEnv = proc
   const u = new URL(upstream);
   u.pathname = '/postgres';
   return u.toString();
+}
+
+/** This process's chain name: config `instance`, else hostname:pid (a new chain per process). */
+export function instanceName(config: Config): string {
+  return config.instance ?? `${hostname()}:${process.pid}`;
 }
