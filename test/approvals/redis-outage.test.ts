@@ -129,3 +129,30 @@ describe('Redis hung (SIGSTOP): commands time out instead of hanging', () => {
     expect(value.status).toBe('approved');
   });
 });
+
+describe('Redis down when the store starts', () => {
+  let redis: PrivateRedis;
+  let store: RedisApprovalStore | undefined;
+  beforeAll(async () => {
+    redis = await startPrivateRedis();
+    await redis.kill();
+  });
+  afterAll(async () => {
+    await store?.close();
+    await redis?.destroy();
+  });
+
+  it('ready() and operations fail fast; the store connects by itself once Redis starts', async () => {
+    store = new RedisApprovalStore({ url: redis.url, keyPrefix: 'late:', recheckIntervalMs: 60_000 });
+    const s = store;
+    const ready = await timed(s.ready(500));
+    expect((ready.error as ApprovalError).code).toBe('store_unavailable');
+    const op = await timed(s.create(holdInput()));
+    expect((op.error as ApprovalError).code).toBe('store_unavailable');
+    expect(op.ms).toBeLessThan(2500);
+    await redis.start();
+    const { value } = await eventually(() => s.create(holdInput()), 10_000);
+    expect(value.status).toBe('pending');
+    await s.ready(5000);
+  });
+});
