@@ -53,4 +53,14 @@ describe.skipIf(!postgresAvailable())('pgbench through the proxy', () => {
     expect(r.code).toBe(0);
     expect(transactionsProcessed(r.stdout)).toBeGreaterThan(0);
   });
+
+  it('-C (a new connection per transaction) churns sessions cleanly', async () => {
+    const r = await pgbench(['-S', '-C', '-T', '2', '-c', '4', '-j', '2', '-n']);
+    expect(errorLines(r)).toEqual([]);
+    expect(r.code).toBe(0);
+    expect(transactionsProcessed(r.stdout)).toBeGreaterThan(10);
+    // Every session was closed and forgotten by the proxy.
+    for (let i = 0; i < 40 && proxy.server.sessions.size > 0; i++) await new Promise((res) => setTimeout(res, 50));
+    expect(proxy.server.sessions.size).toBe(0);
+  });
 });
