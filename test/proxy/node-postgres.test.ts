@@ -213,4 +213,15 @@ describe.skipIf(!postgresAvailable())('node-postgres through the proxy', () => {
     await c.query('ROLLBACK');
     expect((await c.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
   });
+
+  it('startup parameters (application_name, options -c) reach the server unchanged', async () => {
+    const c = new pg.Client({ connectionString: conn, application_name: 'through-the-proxy', options: '-c search_path=custom,public -c statement_timeout=12345' });
+    await c.connect();
+    clients.push(c);
+    const r = await c.query(`SELECT current_setting('application_name') AS app, current_setting('search_path') AS sp, current_setting('statement_timeout') AS st`);
+    expect(r.rows).toEqual([{ app: 'through-the-proxy', sp: 'custom,public', st: '12345ms' }]);
+    const pid = (await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+    const seen = await db.query(`SELECT application_name FROM pg_stat_activity WHERE pid = $1`, [pid]);
+    expect(seen.rows).toEqual([{ application_name: 'through-the-proxy' }]);
+  });
 });
