@@ -132,6 +132,7 @@ export const alterTableRules: RuleFamily = {
       strongMigrations: [],
     },
   ],
+  nodes: ['AlterTableStmt'],
   check(input, report) {
     const alter = as(input.stmt, 'AlterTableStmt');
     // ALTER TYPE ... ADD ATTRIBUTE and ALTER VIEW also arrive as AlterTableStmt: only tables here.

@@ -63,6 +63,7 @@ export const columnTypeRules: RuleFamily = {
       strongMigrations: ['Adding a json column'],
     },
   ],
+  nodes: ['CreateStmt', 'CreateForeignTableStmt', 'AlterTableStmt'],
   check(input, report) {
     const { stmt } = input;
     const create = as(stmt, 'CreateStmt') ?? asBase(stmt);

@@ -78,6 +78,12 @@ export const compatRules: RuleFamily = {
     compat('replace-view-function', 'CREATE OR REPLACE VIEW / FUNCTION', 'Replacing a view or function changes behaviour for every running client at once, with no old version left for a rollback.', 'Create a new versioned view/function, move callers, then drop the old one.', ['ban-replace-view-function']),
     compat('drop-index', 'DROP INDEX (even CONCURRENTLY)', 'Queries (and an application rollback) may depend on the index for speed or, for unique indexes, correctness.', 'Check pg_stat_user_indexes and the query plans that use the index before dropping it.', ['ban-drop-index']),
   ],
+  nodes: [
+    'CreateDomainStmt', 'AlterDomainStmt', 'CreateStmt', 'AlterTableStmt', 'IndexStmt', 'DropStmt', 'AlterEnumStmt', 'GrantStmt',
+    'CreatePolicyStmt', 'AlterPolicyStmt', 'ViewStmt', 'CreateFunctionStmt', 'AlterObjectSchemaStmt', 'CreateTableAsStmt',
+    'CreateSeqStmt', 'CreateForeignTableStmt', 'AlterFunctionStmt', 'AlterRoleStmt', 'AlterDatabaseStmt', 'AlterDatabaseSetStmt',
+    'AlterSystemStmt', 'AlterExtensionStmt', 'AlterSeqStmt',
+  ],
   check(input, report) {
     const { stmt, context } = input;
     if (CREATING.some((k) => as(stmt, k) !== undefined)) identifiers(input, report);
@@ -250,11 +256,35 @@ function checkAlter(alter: Node, isNew: boolean, report: Report): void {
   }
 }
 
+const NAME_KEYS = new Set(['relname', 'colname', 'conname', 'idxname', 'indexname', 'name', 'schemaname', 'newname']);
+
+function hasNameNear63(v: unknown, depth: number): boolean {
+  if (depth > 200 || typeof v !== 'object' || v === null) return false;
+  if (Array.isArray(v)) {
+    for (const x of v) if (hasNameNear63(x, depth + 1)) return true;
+    return false;
+  }
+  const o = v as Record<string, unknown>;
+  for (const k in o) {
+    const x = o[k];
+    if (typeof x === 'string') {
+      if (NAME_KEYS.has(k) && x.length >= 15 && Buffer.byteLength(x, 'utf8') >= 60) return true;
+    } else if (hasNameNear63(x, depth + 1)) {
+      return true;
+    }
+  }
+  return false;
+}
+
 /**
  * Names longer than 63 bytes in what the statement creates. The parser has already truncated them in
  * the AST, so this reads the scanner's IDENT tokens (their source text) over the statement's bytes.
  */
 function identifiers(input: RuleInput, report: Report): void {
+  // The parser truncates a long name to at most 63 bytes on a character boundary (60..63 bytes):
+  // only a name that long in the AST makes the (costlier) scan of the source worth doing.
+  const suspect = hasNameNear63(input.stmt, 0);
+  if (!suspect) return;
   const bytes = Buffer.from(input.sql, 'utf8').subarray(input.byteStart, input.byteEnd);
   let tokens: { start: number; text: string; tokenName: string }[];
   try {

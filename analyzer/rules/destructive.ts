@@ -118,6 +118,7 @@ export const destructiveRules: RuleFamily = {
       strongMigrations: [],
     },
   ],
+  nodes: ['DropStmt', 'DropdbStmt', 'TruncateStmt', 'RenameStmt', 'SelectStmt', 'DeleteStmt', 'UpdateStmt', 'InsertStmt', 'MergeStmt', 'ExplainStmt', 'PrepareStmt', 'CreateTableAsStmt', 'RuleStmt', 'CopyStmt', 'DeclareCursorStmt', 'CreateFunctionStmt', 'ViewStmt'],
   check(input, report) {
     const { stmt, context } = input;
     const drop = as(stmt, 'DropStmt');
@@ -182,9 +183,22 @@ export const destructiveRules: RuleFamily = {
       }
       return;
     }
-    checkDml(input.stmt, context.createdRelations, report);
+    if (mayHoldDml(input.stmt)) checkDml(input.stmt, context.createdRelations, report);
   },
 };
+
+/**
+ * Statement kinds that can carry an UPDATE/DELETE/INSERT (directly, in a WITH, or as the statement
+ * they run or define). A plain SELECT without WITH cannot: the hot read path skips the walk.
+ */
+function mayHoldDml(stmt: Node): boolean {
+  const select = as(stmt, 'SelectStmt');
+  if (select) return select.withClause !== undefined;
+  for (const k of DML_HOLDERS) if (stmt[k] !== undefined) return true;
+  return false;
+}
+
+const DML_HOLDERS = ['DeleteStmt', 'UpdateStmt', 'InsertStmt', 'MergeStmt', 'ExplainStmt', 'PrepareStmt', 'CreateTableAsStmt', 'RuleStmt', 'CopyStmt', 'DeclareCursorStmt', 'CreateFunctionStmt', 'ViewStmt'];
 
 /** DELETE / UPDATE without WHERE anywhere in the statement (CTEs, EXPLAIN ANALYZE, PREPARE, rules). */
 function checkDml(stmt: Node, created: ReadonlySet<string>, report: Parameters<RuleFamily['check']>[1]): void {

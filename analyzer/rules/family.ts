@@ -10,6 +10,8 @@ import type { RuleInput } from './index.js';
  */
 export interface RuleFamily {
   readonly rules: readonly RuleMeta[];
+  /** Statement node types (e.g. 'IndexStmt') this family looks at; runRules skips it for others. */
+  readonly nodes: readonly string[];
   check(input: RuleInput, report: Report): void;
 }
 

@@ -53,10 +53,24 @@ export function ruleById(id: string): RuleMeta | undefined {
   return BY_ID.get(id);
 }
 
+/** Families per statement node type, so a SELECT only meets the one family that looks at SELECTs. */
+const BY_NODE: ReadonlyMap<string, readonly RuleFamily[]> = (() => {
+  const m = new Map<string, RuleFamily[]>();
+  for (const f of FAMILIES) for (const n of f.nodes) m.set(n, [...(m.get(n) ?? []), f]);
+  return m;
+})();
+
 /** All findings for one statement, in the order the families report them. Never throws on odd ASTs. */
 export function runRules(input: RuleInput): Finding[] {
   const findings: Finding[] = [];
-  for (const family of FAMILIES) {
+  let type: string | undefined;
+  for (const k in input.stmt) {
+    type = k;
+    break;
+  }
+  const families = type === undefined ? undefined : BY_NODE.get(type);
+  if (families === undefined) return findings;
+  for (const family of families) {
     family.check(input, (ruleId, byte, details) => {
       const meta = BY_ID.get(ruleId);
       // A family reporting an id it did not declare is a programming error: fail loudly in tests.

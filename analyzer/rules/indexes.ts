@@ -56,6 +56,7 @@ export const indexRules: RuleFamily = {
       strongMigrations: ['Keeping non-unique indexes to three columns or less'],
     },
   ],
+  nodes: ['IndexStmt', 'DropStmt', 'ReindexStmt'],
   check(input, report) {
     const { stmt, context } = input;
     const index = as(stmt, 'IndexStmt');

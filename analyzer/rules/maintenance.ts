@@ -45,6 +45,7 @@ export const maintenanceRules: RuleFamily = {
       strongMigrations: [],
     },
   ],
+  nodes: ['VacuumStmt', 'ClusterStmt', 'LockStmt', 'RefreshMatViewStmt'],
   check(input, report) {
     const { stmt, context } = input;
     const vacuum = as(stmt, 'VacuumStmt');

@@ -20,6 +20,7 @@ export const timeoutRules: RuleFamily = {
       strongMigrations: ['lock_timeout (Configuration: lock timeout)'],
     },
   ],
+  nodes: ['AlterTableStmt', 'IndexStmt', 'DropStmt', 'TruncateStmt', 'RenameStmt', 'AlterObjectSchemaStmt', 'ClusterStmt', 'VacuumStmt', 'RefreshMatViewStmt', 'ReindexStmt', 'LockStmt', 'CreateTrigStmt', 'CreateStmt'],
   check(input, report) {
     if (input.context.lockTimeoutSet) return;
     const what = lockHeavy(input.stmt, input.context);

@@ -56,6 +56,7 @@ export const transactionRules: RuleFamily = {
       strongMigrations: [],
     },
   ],
+  nodes: ['IndexStmt', 'DropStmt', 'ReindexStmt', 'AlterTableStmt', 'AlterEnumStmt', 'TransactionStmt'],
   check(input, report) {
     const { stmt, context } = input;
     if (context.inTransactionBlock) {
