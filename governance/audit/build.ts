@@ -102,7 +102,7 @@ export function decisionBody(
     fingerprint: fingerprintOf(input.sql, input.facts),
     facts: input.facts ? summarizeFacts(input.facts) : null,
     objects: objectsOf(input.facts),
-    rules: input.rules.map((r) => ({ id: r.id, matched: r.matched, effect: r.effect ?? null, reason: r.reason })),
+    rules: input.rules.map((r) => ({ id: r.id, matched: r.matched, effect: r.effect ?? null, reason: r.reason, ...(r.source ? { source: r.source } : {}) })),
     decision: {
       effect: input.decision.effect,
       reasons: [...input.decision.reasons],

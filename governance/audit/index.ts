@@ -4,6 +4,7 @@ export { AuditQuery, type SearchFilters, type StoredEntry, type ShownEntry, type
 export { AuditUnavailableError, AuditInstanceInUseError, AUDIT_UNAVAILABLE_SQLSTATE } from './errors.js';
 export { controlDatabaseUrl, instanceName, type AuditConfig } from './control.js';
 export { openAuditLog } from './open.js';
+export { auditDecisionFromPolicy } from './from-policy.js';
 export { migrate, currentVersion, LATEST_VERSION, MIGRATIONS } from './migrations.js';
 export { isChange, redactSql } from './build.js';
 export { canonicalJson, recordHash, GENESIS_HASH } from './canonical.js';

@@ -20,6 +20,8 @@ export interface RuleVerdict {
   /** What the rule asks for when it matches (allow, deny, hold, ...); null when it only annotates. */
   readonly effect?: string | null;
   readonly reason: string;
+  /** Where the rule comes from (builtin, policy, default), when the policy engine says. */
+  readonly source?: string;
 }
 
 export type DecisionEffect = 'allow' | 'deny' | 'hold';
