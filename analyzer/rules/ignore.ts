@@ -5,9 +5,10 @@ import { RULES } from './index.js';
  * Ignore comments, found with libpg_query's scanner (SQL_COMMENT and C_COMMENT tokens), so text
  * inside strings, dollar-quoted bodies and identifiers never counts as a comment:
  *
- *   -- pgairlock:ignore rule-id[, rule-id ...]   the statement right after the comment (or the
- *                                               statement it sits inside, or, written after a
- *                                               statement on the same line, that statement)
+ *   -- pgairlock:ignore rule-id[, rule-id ...]   the statement it sits inside; else the next
+ *                                               statement when that starts on the comment's last
+ *                                               line; else the statement ending on the comment's
+ *                                               first line; else the next statement
  *   -- pgairlock:ignore                          every rule, for that statement
  *   -- pgairlock:ignore-file rule-id[, ...]      the whole text (no ids: every rule)
  *
@@ -123,6 +124,8 @@ function targetStatement(ranges: readonly StatementRange[], bytes: Buffer, start
       break;
     }
   }
+  // A comment with the next statement on its own line belongs to that statement ("/* x */ DROP ...").
+  if (next !== undefined && !bytes.subarray(end, ranges[next]!.byteStart).includes(10)) return next;
   // Trailing comment on the line where the previous statement ends ("...; -- pgairlock:ignore x").
   const prev = next === undefined ? ranges.length - 1 : next - 1;
   if (prev >= 0) {

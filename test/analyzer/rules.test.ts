@@ -405,6 +405,12 @@ describe('ignore comments', () => {
     expect([0, 1, 2, 3, 4].map((i) => isIgnored(d, i, 'drop-table'))).toEqual([false, true, true, true, false]);
   });
 
+  it('a comment between two statements on one line belongs to the one after it', () => {
+    const sql = 'DROP TABLE a; /* pgairlock:ignore drop-table */ DROP TABLE b;';
+    const d = collectIgnores(sql, ranges(sql));
+    expect([isIgnored(d, 0, 'drop-table'), isIgnored(d, 1, 'drop-table')]).toEqual([false, true]);
+  });
+
   it('text that only looks like a directive (in a string or dollar quote) is not one', () => {
     const sql = "SELECT '-- pgairlock:ignore drop-table';\nDROP TABLE a;\nSELECT $$ /* pgairlock:ignore drop-table */ $$;\nDROP TABLE b;";
     const d = collectIgnores(sql, ranges(sql));
