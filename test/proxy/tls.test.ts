@@ -1,5 +1,7 @@
+import { createHash } from 'node:crypto';
 import tls from 'node:tls';
 import pg from 'pg';
+import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postgresAvailable, useTestDatabase } from '../harness/db.js';
 import { startTestProxy, type TestProxy } from '../harness/proxy.js';
@@ -54,6 +56,22 @@ describe.skipIf(!postgresAvailable())('TLS between client and proxy', () => {
       expect(sessions.some((s) => s.isTls && s.info?.tls === true)).toBe(true);
     } finally {
       await c.end();
+    }
+  });
+
+  it('postgres.js over TLS: pipelined queries and a large result arrive intact', async () => {
+    const sql = postgres(withTls.url(db.name), { max: 1, ssl: { rejectUnauthorized: false }, onnotice: () => undefined });
+    try {
+      const results = await Promise.all(Array.from({ length: 200 }, (_, i) => sql`SELECT ${i}::int AS i`));
+      expect(results.map((r) => r[0]!.i)).toEqual(Array.from({ length: 200 }, (_, i) => i));
+      const [big] = await sql`SELECT count(*)::int AS n, md5(string_agg(repeat(g::text, 300), '' ORDER BY g)) AS h FROM generate_series(1, 20000) g`;
+      const rows = await sql`SELECT repeat(g::text, 300) AS s FROM generate_series(1, 20000) g ORDER BY g`;
+      const h = createHash('md5');
+      for (const r of rows) h.update(r.s as string);
+      expect(rows.length).toBe(big!.n);
+      expect(h.digest('hex')).toBe(big!.h);
+    } finally {
+      await sql.end({ timeout: 1 });
     }
   });
 
