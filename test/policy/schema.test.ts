@@ -124,3 +124,21 @@ describe('where the policy comes from', () => {
     expect(policyFromConfig(config.policy, source).rules[0]?.hold).toEqual({ mode: 'defer', approvals: 1, approver_roles: ['dba'], timeout: 86_400_000 });
   });
 });
+
+describe('docs/policy.md', () => {
+  it('every rule example in the docs is a valid rule', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { parse } = await import('yaml');
+    const { rulesSchema } = await import('../../governance/policy/schema.js');
+    const md = readFileSync(new URL('../../docs/policy.md', import.meta.url), 'utf8');
+    const blocks = md.split('```yaml\n').slice(1).map((b) => b.slice(0, b.indexOf('```')));
+    const ruleBlocks = blocks.filter((b) => b.startsWith('- id:'));
+    expect(ruleBlocks.length).toBeGreaterThanOrEqual(5);
+    for (const b of ruleBlocks) {
+      const res = rulesSchema.safeParse(parse(b));
+      expect(res.success, `${b}\n${res.error?.message ?? ''}`).toBe(true);
+    }
+    const ruleDoc = blocks.find((b) => b.startsWith('rules:'));
+    expect(ruleDoc && rulesSchema.safeParse((parse(ruleDoc) as { rules: unknown }).rules).success).toBe(true);
+  });
+});
