@@ -11,3 +11,4 @@ export { createApprovalService, createApprovalStore, redisUrlFrom, type FactoryO
 export { formatChange, formatChangeList } from './format.js';
 export { approvalAuditEvent, SYSTEM_ACTOR } from './audit.js';
 export { changeDetailRows, changeListRows, LIST_COLUMNS } from './format.js';
+export { deferDetail, outcomeError, waitNotice, type ClientMessage } from './messages.js';

@@ -2,6 +2,9 @@ import { describe, expect, it } from 'vitest';
 import {
   ApprovalError,
   approvalsMissing,
+  deferDetail,
+  outcomeError,
+  waitNotice,
   approverNames,
   consumeRefusal,
   createChangeRequest,
@@ -212,5 +215,22 @@ describe('separation of duties', () => {
     const h = textHash(SQL);
     expect(consumeRefusal(approved, agent, 'app', h, at(2), { executorMustDifferFromApprover: true })).toBe('the executor approved it');
     expect(consumeRefusal(approved, agent, 'app', h, at(2), { executorMustDifferFromApprover: false })).toBeUndefined();
+  });
+});
+
+describe('client messages', () => {
+  it('wait notice, defer detail and outcome errors name the change and what to do', () => {
+    const r = req();
+    expect(waitNotice(r)).toBe(
+      'pgairlock: change ABCD1234 is waiting for approval (1 more approval from a principal holding dba); an approver runs APPROVE ABCD1234; in the pgairlock admin console (psql -d pgairlock) or `pgairlock changes approve ABCD1234 --as <approver>`. Cancelling the statement cancels the request.',
+    );
+    expect(deferDetail(r).hint).toContain('send exactly the same statement again as agent:billing on database app');
+    const rejected = transition(r, planReject(r, alice, at(1), 'not now').event);
+    expect(outcomeError(rejected, 'rejected')).toMatchObject({ sqlstate: '42501', message: 'pgairlock: change ABCD1234 was rejected by alice: not now' });
+    const expired = transition(r, planExpire(r, at(1), 'no decision within the wait timeout of 300 s', true)!.event);
+    expect(outcomeError(expired, 'expired')).toMatchObject({ sqlstate: '57014', message: 'pgairlock: canceling statement: change ABCD1234 was not approved in time (no decision within the wait timeout of 300 s)' });
+    const cancelled = transition(r, planCancel(r, at(1), 'client disconnected').event);
+    expect(outcomeError(cancelled, 'cancelled')?.sqlstate).toBe('57014');
+    expect(outcomeError(transition(r, planApprove(r, alice, at(1)).event), 'approved')).toBeUndefined();
   });
 });
