@@ -75,20 +75,7 @@ interface Placement { index: number; byteStart: number; byteEnd: number; text: s
 
 function factsOfNode(type: string, node: unknown, at: Placement, version: number, depth: number, findings: readonly Finding[]): StatementFacts {
   const c = new Collector(version, depth);
-  const env: StatementEnv = {
-    text: at.text,
-    innerFacts: (wrapper) => {
-      let t = '';
-      for (const k in wrapper) { t = k; break; }
-      if (depth + 1 > MAX_NESTING) return tooDeep(t, at, version);
-      return factsOfNode(t, wrapper[t], at, version, depth + 1, EMPTY);
-    },
-    textFacts: (inner) => {
-      if (depth + 1 > MAX_NESTING) return { ok: false, message: 'statements nested too deeply to analyse' };
-      const a = analyzeText(inner, version, undefined, depth + 1);
-      return a.ok ? { ok: true, statements: a.statements } : { ok: false, message: a.error.message };
-    },
-  };
+  const env = new Env(at, version, depth);
   let res: StatementResult;
   try {
     res = analyzeStatementNode(c, type, node, env);
@@ -98,6 +85,23 @@ function factsOfNode(type: string, node: unknown, at: Placement, version: number
     res = { kind: 'utility', tag: type.replace('Stmt', '').toUpperCase() };
   }
   return build(c, type, res, at, findings);
+}
+
+/** How a statement handler analyses what is inside it (a class: no closures per statement). */
+class Env implements StatementEnv {
+  constructor(private readonly at: Placement, private readonly version: number, private readonly depth: number) {}
+  get text(): string { return this.at.text; }
+  innerFacts(wrapper: Record<string, unknown>): StatementFacts {
+    let t = '';
+    for (const k in wrapper) { t = k; break; }
+    if (this.depth + 1 > MAX_NESTING) return tooDeep(t, this.at, this.version);
+    return factsOfNode(t, wrapper[t], this.at, this.version, this.depth + 1, EMPTY);
+  }
+  textFacts(inner: string): { ok: true; statements: readonly StatementFacts[] } | { ok: false; message: string } {
+    if (this.depth + 1 > MAX_NESTING) return { ok: false, message: 'statements nested too deeply to analyse' };
+    const a = analyzeText(inner, this.version, undefined, this.depth + 1);
+    return a.ok ? { ok: true, statements: a.statements } : { ok: false, message: a.error.message };
+  }
 }
 
 function tooDeep(type: string, at: Placement, version: number): StatementFacts {

@@ -48,6 +48,8 @@ export function registerDmlHandlers(h: DmlHandlers): void { dml = h; }
 
 export class Collector {
   private readonly rels = new Map<string, RelEntry>();
+  /** relation key -> name, for attributing columns found by key. */
+  private readonly names = new Map<string, RelationName>();
   private readonly lockMap = new Map<string, { relation: RelationName; mode: LockMode; rewrite: boolean; scan: boolean; reason: string }>();
   private fnMap: Map<string, FunctionUse> | undefined;
   private typeSet: Set<string> | undefined;
@@ -77,7 +79,10 @@ export class Collector {
   relation(name: RelationName, role: RelationRole, lock?: LockSpec | LockMode, reason?: string): string {
     const key = relationKey(name);
     const rk = `${role}\u0000${key}`;
-    if (!this.rels.has(rk)) this.rels.set(rk, { relation: name, role, columns: undefined });
+    if (!this.rels.has(rk)) {
+      this.rels.set(rk, { relation: name, role, columns: undefined });
+      if (!this.names.has(key)) this.names.set(key, name);
+    }
     if (lock !== undefined) {
       if (typeof lock === 'string') this.lock(name, key, lock, false, false, reason ?? lockReason(role, lock));
       else this.lock(name, key, lock.mode, lock.rewrite, lock.scan, reason ?? lock.reason);
@@ -90,19 +95,22 @@ export class Collector {
     return name ? this.relation(name, role, lock, reason) : undefined;
   }
 
-  column(name: RelationName, role: RelationRole, column: string): void {
-    const rk = `${role}\u0000${relationKey(name)}`;
+  column(name: RelationName, role: RelationRole, column: string, key = relationKey(name)): void {
+    const rk = `${role}\u0000${key}`;
     let e = this.rels.get(rk);
-    if (!e) { e = { relation: name, role, columns: undefined }; this.rels.set(rk, e); }
+    if (!e) {
+      e = { relation: name, role, columns: undefined };
+      this.rels.set(rk, e);
+      if (!this.names.has(key)) this.names.set(key, name);
+    }
     if (!e.columns) e.columns = [column];
     else if (!e.columns.includes(column)) e.columns.push(column);
   }
 
   /** Records a column of the relation whose key is `key` (already recorded under some role). */
   columnByKey(key: string, role: RelationRole, column: string): void {
-    for (const e of this.rels.values()) {
-      if (relationKey(e.relation) === key) { this.column(e.relation, role, column); return; }
-    }
+    const name = this.names.get(key);
+    if (name) this.column(name, role, column, key);
   }
 
   lock(name: RelationName, key: string, mode: LockMode, rewrite: boolean, scan: boolean, reason: string): void {
