@@ -43,6 +43,16 @@ export function pgairlockCommand(repoRoot: string, entry: PgairlockEntry, config
   return [process.execPath, '--import', 'tsx', path.join(repoRoot, 'cli', 'main.ts'), 'start', ...config];
 }
 
+function redactPassword(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(unparsable URL)';
+  }
+}
+
 export async function startPgairlock(opts: PgairlockOptions): Promise<RunningPgairlock> {
   if (opts.entry === 'dist' && !existsSync(path.join(opts.repoRoot, 'dist', 'cli', 'main.js'))) {
     throw new Error('pgairlock: dist/ is missing; run `npm run build` first or use --pgairlock-entry tsx');
@@ -86,7 +96,7 @@ export async function startPgairlock(opts: PgairlockOptions): Promise<RunningPga
     const why = outcome === 'ready' ? `said "listening" but 127.0.0.1:${port} does not accept connections` : outcome;
     throw new Error(
       `pgairlock (${opts.variant.label}) did not start: ${why}.\n` +
-        `Command: DATABASE_URL=${opts.upstreamUrl} PGAIRLOCK_LISTEN=127.0.0.1:${port} ${[file, ...args].join(' ')}\n` +
+        `Command: DATABASE_URL=${redactPassword(opts.upstreamUrl)} PGAIRLOCK_LISTEN=127.0.0.1:${port} ${[file, ...args].join(' ')}\n` +
         `Its output:\n${log.tail()}`,
     );
   }
