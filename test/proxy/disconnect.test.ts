@@ -58,8 +58,6 @@ describe.skipIf(!postgresAvailable())('client disconnect mid-query', () => {
 
   // pg-cursor (like any driver reading a portal in batches) sends Execute + Flush and no Sync until
   // it closes, so no ReadyForQuery is outstanding while the query runs.
-  // BUG (reported): Session.onClientClose cancels only when inFlight > 0, and inFlight counts
-  // Query/Sync/FunctionCall only, so an Execute without Sync is never cancelled.
   it('a cursor reader (Execute + Flush, no Sync) that disconnects leaves no backend running its query', async () => {
     const marker = `disconnect_cursor_${Date.now()}`;
     const c = new pg.Client({ connectionString: proxy.url(db.name) });

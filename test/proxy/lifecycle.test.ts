@@ -58,7 +58,9 @@ async function exitWithin(cli: Cli, ms: number): Promise<{ code: number | null; 
 describe.skipIf(!postgresAvailable())('pgairlock start (the real CLI)', () => {
   const tmp = tempDir('pgairlock-lifecycle-');
   const running: Cli[] = [];
-  const SHUTDOWN_MS = 1500;
+  // Long enough that "promptly" (idle sessions end at once) is clearly shorter, even on a loaded machine.
+  const SHUTDOWN_MS = 5000;
+  const PROMPT_MS = 3000;
   let configPath: string;
   let upstreamUrl: string;
 
@@ -97,10 +99,10 @@ describe.skipIf(!postgresAvailable())('pgairlock start (the real CLI)', () => {
     cli.child.kill('SIGTERM');
     const { code, ms } = await exitWithin(cli, 10_000);
     expect(code).toBe(0);
-    expect(ms).toBeLessThan(SHUTDOWN_MS);
+    expect(ms).toBeLessThan(PROMPT_MS);
     expect(cli.stdout).toContain('pgairlock stopped');
     // The idle client was told why it lost its connection.
-    for (let i = 0; i < 20 && errors.length === 0; i++) await sleep(50);
+    for (let i = 0; i < 60 && errors.length === 0; i++) await sleep(50);
     expect(errors[0]?.code).toBe('57P01');
     await c.end().catch(() => undefined);
   });
@@ -128,7 +130,7 @@ describe.skipIf(!postgresAvailable())('pgairlock start (the real CLI)', () => {
     expect(code).toBe(0);
     expect(elapsed).toBeGreaterThanOrEqual(SHUTDOWN_MS - 100);
     expect(elapsed).toBeLessThan(SHUTDOWN_MS + 3000);
-    for (let i = 0; i < 20 && errors.length === 0; i++) await sleep(50);
+    for (let i = 0; i < 60 && errors.length === 0; i++) await sleep(50);
     expect(errors[0]?.code).toBe('57P01');
     await c.end().catch(() => undefined);
   });
@@ -145,7 +147,7 @@ describe.skipIf(!postgresAvailable())('pgairlock start (the real CLI)', () => {
     await c.query('COMMIT');
     const { code } = await exitWithin(cli, SHUTDOWN_MS + 5000);
     expect(code).toBe(0);
-    expect(Date.now() - t0).toBeLessThan(SHUTDOWN_MS);
+    expect(Date.now() - t0).toBeLessThan(PROMPT_MS);
     await c.end().catch(() => undefined);
   });
 
