@@ -64,7 +64,7 @@ export const alterTableRules: RuleFamily = {
       severity: 'warning',
       title: 'ADD FOREIGN KEY without NOT VALID',
       why: 'Adding a foreign key validates every existing row while holding SHARE ROW EXCLUSIVE locks on both tables, blocking writes to both for the whole scan.',
-      fix: 'Add the constraint with NOT VALID (instant), then ALTER TABLE ... VALIDATE CONSTRAINT in a separate statement/transaction, which only takes SHARE UPDATE EXCLUSIVE.',
+      fix: 'Add the constraint with NOT VALID (instant), then ALTER TABLE ... VALIDATE CONSTRAINT in a separate statement/transaction, which only takes SHARE UPDATE EXCLUSIVE on the table (and ROW SHARE on the referenced one). NOT VALID foreign keys on partitioned tables need PostgreSQL 18.',
       squawk: ['adding-foreign-key-constraint', 'constraint-missing-not-valid'],
       strongMigrations: ['Adding a foreign key', 'Adding a reference'],
     },

@@ -15,7 +15,7 @@ export const indexRules: RuleFamily = {
       severity: 'warning',
       title: 'CREATE INDEX without CONCURRENTLY',
       why: 'A plain CREATE INDEX holds a SHARE lock on the table for the whole build: every INSERT, UPDATE and DELETE waits until the index is built, which takes minutes on a large table.',
-      fix: 'Use CREATE INDEX CONCURRENTLY (outside a transaction block); if it fails it leaves an INVALID index: drop it with DROP INDEX CONCURRENTLY and retry.',
+      fix: 'Use CREATE INDEX CONCURRENTLY (outside a transaction block); if it fails it leaves an INVALID index: drop it with DROP INDEX CONCURRENTLY and retry. A partitioned table cannot be indexed concurrently: CREATE INDEX ... ON ONLY the parent, CREATE INDEX CONCURRENTLY on each partition, then ALTER INDEX ... ATTACH PARTITION.',
       squawk: ['require-concurrent-index-creation'],
       strongMigrations: ['Adding an index non-concurrently', 'Adding a reference'],
     },
