@@ -5,7 +5,7 @@ import pg from 'pg';
 import { loadConfig } from '../../governance/config/load.js';
 import { controlDatabaseUrl } from '../../governance/audit/control.js';
 import { migrate } from '../../governance/audit/migrations.js';
-import { AuditQuery, type SearchFilters, type StoredEntry, type VerifyReport } from '../../governance/audit/query.js';
+import { AuditQuery, parseAnchor, type SearchFilters, type StoredEntry, type VerifyReport } from '../../governance/audit/query.js';
 
 /**
  * `pgairlock audit verify|tail|show|search|export|why|migrate` over the control database (docs/audit.md).
@@ -77,7 +77,7 @@ function printVerify(r: VerifyReport, json: boolean): void {
   if (json) { console.log(JSON.stringify(r, null, 2)); return; }
   if (r.chains.length === 0) console.log('no audit records yet');
   for (const c of r.chains) {
-    if (c.break) console.log(`BROKEN  ${c.instance}: ${c.break.message}\n        first bad record: id ${c.break.id} seq ${c.break.seq} (${c.break.kind})`);
+    if (c.break) console.log(`BROKEN  ${c.instance}: ${c.break.message}\n        first bad record: id ${c.break.id ?? '(none)'} seq ${c.break.seq} (${c.break.kind})`);
     else console.log(`ok      ${c.instance}: ${c.records} records, head seq ${c.head?.seq ?? 0} hash ${c.head?.hash ?? '-'}`);
   }
   console.log(r.ok ? 'audit log verified: every chain is whole' : 'audit log verification FAILED');
@@ -116,8 +116,11 @@ export function registerAudit(program: Command): void {
 
   common(audit.command('verify').description('walk every hash chain; exit 1 at the first broken or missing link'))
     .option('--instance <name>', 'only this chain').option('--json', 'machine-readable report')
-    .action((o: Common & { instance?: string }) => run(() => withQuery(o, async (q) => {
-      const r = await q.verify(o.instance ? { instance: o.instance } : {});
+    .option('--anchor <instance:seq:hash>', 'a head recorded earlier; fails if the chain was rewritten or truncated since (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .action((o: Common & { instance?: string; anchor: string[] }) => run(() => withQuery(o, async (q) => {
+      let anchors;
+      try { anchors = o.anchor.map(parseAnchor); } catch (err) { throw new CliFailure((err as Error).message, 2); }
+      const r = await q.verify({ ...(o.instance ? { instance: o.instance } : {}), anchors });
       printVerify(r, o.json === true);
       return r.ok ? 0 : 1;
     })));

@@ -7,13 +7,17 @@ export type BreakKind =
   /** prev_hash does not match the previous record's hash: a row was inserted or replaced before it. */
   | 'broken-link'
   /** seq jumps: records were deleted (or the chain does not start at 1). */
-  | 'missing';
+  | 'missing'
+  /** The record at an anchored seq has another hash than the anchor (the chain was rewritten from there on). */
+  | 'anchor-mismatch'
+  /** The chain ends before an anchored seq: its newest records (or the whole chain) were deleted. */
+  | 'truncated';
 
 export interface ChainBreak {
   readonly instance: string;
   readonly kind: BreakKind;
-  /** The record at which the chain stops verifying. */
-  readonly id: string;
+  /** The record at which the chain stops verifying (for 'truncated': the last record left, null if none). */
+  readonly id: string | null;
   readonly seq: number;
   /** For 'missing': the first seq that is absent. */
   readonly missingFromSeq?: number;
@@ -31,7 +35,13 @@ export class ChainVerifier {
   private count = 0;
   private broken: ChainBreak | undefined;
 
-  constructor(readonly instance: string) {}
+  /**
+   * @param anchors heads recorded elsewhere earlier (seq -> hash): the only defence against a rewritten or
+   *   truncated tail, which a keyless chain cannot detect on its own.
+   */
+  constructor(readonly instance: string, private readonly anchors: ReadonlyMap<number, string> = new Map()) {}
+
+  private lastId: string | null = null;
 
   push(e: AuditEntry): ChainBreak | undefined {
     if (this.broken) return this.broken;
@@ -60,9 +70,28 @@ export class ChainVerifier {
       };
       return this.broken;
     }
+    const anchored = this.anchors.get(e.seq);
+    if (anchored !== undefined && anchored !== e.hash) {
+      this.broken = { instance: this.instance, kind: 'anchor-mismatch', id: e.id, seq: e.seq, message: `${where}: hash ${e.hash} differs from the anchored ${anchored} (the chain was rewritten)` };
+      return this.broken;
+    }
     this.lastSeq = e.seq;
     this.lastHash = e.hash;
+    this.lastId = e.id;
     return undefined;
+  }
+
+  /** Call after the last record: reports anchors beyond the end of the chain. */
+  finish(): ChainBreak | undefined {
+    if (this.broken) return this.broken;
+    const beyond = [...this.anchors.keys()].filter((seq) => seq > this.lastSeq).sort((a, b) => a - b)[0];
+    if (beyond !== undefined) {
+      this.broken = {
+        instance: this.instance, kind: 'truncated', id: this.lastId, seq: this.lastSeq + 1, missingFromSeq: this.lastSeq + 1,
+        message: `chain ${JSON.stringify(this.instance)} ends at seq ${this.lastSeq} but seq ${beyond} was anchored: records from seq ${this.lastSeq + 1} on were deleted`,
+      };
+    }
+    return this.broken;
   }
 
   result(): { records: number; head: { seq: number; hash: string } | null; break?: ChainBreak } {

@@ -1,6 +1,6 @@
 /** Public surface of the audit trail (docs/audit.md). */
 export { AuditLog, auditConfig, INSTANCE_LOCK_CLASS, type AuditLogOptions, type OrphanRecovery, type RecoverOptions } from './log.js';
-export { AuditQuery, type SearchFilters, type StoredEntry, type ShownEntry, type VerifyReport, type ChainReport } from './query.js';
+export { AuditQuery, parseAnchor, type ChainAnchor, type SearchFilters, type StoredEntry, type ShownEntry, type VerifyReport, type ChainReport } from './query.js';
 export { AuditUnavailableError, AuditInstanceInUseError, AUDIT_UNAVAILABLE_SQLSTATE } from './errors.js';
 export { controlDatabaseUrl, instanceName, type AuditConfig } from './control.js';
 export { openAuditLog } from './open.js';

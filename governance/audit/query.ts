@@ -42,6 +42,25 @@ export interface ChainReport {
   readonly break?: ChainBreak;
 }
 
+/** A head recorded earlier outside the database (e.g. from `verify` output or the pino mirror). */
+export interface ChainAnchor {
+  readonly instance: string;
+  readonly seq: number;
+  readonly hash: string;
+}
+
+/** Parses `instance:seq:hash` (the instance may itself contain colons, e.g. host:pid). */
+export function parseAnchor(text: string): ChainAnchor {
+  const parts = text.split(':');
+  const hash = parts.pop();
+  const seq = Number(parts.pop());
+  const instance = parts.join(':');
+  if (!instance || !Number.isSafeInteger(seq) || seq < 1 || !hash || !/^[0-9a-f]{64}$/.test(hash)) {
+    throw new Error(`bad anchor ${JSON.stringify(text)}: expected <instance>:<seq>:<64 hex digits>`);
+  }
+  return { instance, seq, hash };
+}
+
 export interface VerifyReport {
   readonly ok: boolean;
   readonly chains: readonly ChainReport[];
@@ -217,14 +236,17 @@ export class AuditQuery {
   }
 
   /** Walks every chain in seq order and reports, per chain, the first broken or missing link. */
-  async verify(opts: { instance?: string; pageSize?: number } = {}): Promise<VerifyReport> {
+  async verify(opts: { instance?: string; pageSize?: number; anchors?: readonly ChainAnchor[] } = {}): Promise<VerifyReport> {
     const pageSize = opts.pageSize ?? 5000;
+    const anchors = opts.anchors ?? [];
     const instances = opts.instance !== undefined
       ? [opts.instance]
       : (await this.pool.query<{ instance: string }>('SELECT DISTINCT instance FROM pgairlock.audit_log ORDER BY instance')).rows.map((r) => r.instance);
+    // An anchored chain that has vanished entirely is a break too.
+    for (const a of anchors) if (!instances.includes(a.instance) && (opts.instance === undefined || opts.instance === a.instance)) instances.push(a.instance);
     const chains: ChainReport[] = [];
     for (const instance of instances) {
-      const v = new ChainVerifier(instance);
+      const v = new ChainVerifier(instance, new Map(anchors.filter((a) => a.instance === instance).map((a) => [a.seq, a.hash])));
       let after = 0;
       for (;;) {
         const r = await this.pool.query<Row>(
@@ -236,6 +258,7 @@ export class AuditQuery {
         if (broke || r.rows.length < pageSize) break;
         after = Number(r.rows[r.rows.length - 1]!.seq);
       }
+      v.finish();
       chains.push({ instance, ...v.result() });
     }
     return { ok: chains.every((c) => !c.break), chains };

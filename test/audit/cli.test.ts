@@ -42,6 +42,13 @@ describe.runIf(postgresAvailable())('pgairlock audit (the real CLI process)', ()
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('ok      cli-proxy: 4 records, head seq 4');
     expect(r.stdout).toContain('every chain is whole');
+    const head = /head seq (\d+) hash ([0-9a-f]{64})/.exec(r.stdout)!;
+    const anchored = await cli('verify', '--config', configPath, '--anchor', `cli-proxy:${head[1]}:${head[2]}`);
+    expect(anchored.code).toBe(0);
+    const ahead = await cli('verify', '--config', configPath, '--anchor', `cli-proxy:99:${head[2]}`);
+    expect(ahead.code).toBe(1);
+    expect(ahead.stdout).toContain('(truncated)');
+    expect((await cli('verify', '--config', configPath, '--anchor', 'nonsense')).code).toBe(2);
   });
 
   it('search with filters, show, why, tail', async () => {

@@ -3,6 +3,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditLog } from '../../governance/audit/log.js';
 import { AuditQuery } from '../../governance/audit/query.js';
+import { recordHash } from '../../governance/audit/canonical.js';
 import { postgresAvailable, useTestDatabase } from '../harness/db.js';
 import { allowRead, allowUpdate } from './fixtures.js';
 
@@ -93,6 +94,36 @@ describe.runIf(postgresAvailable())('audit verify detects tampering', () => {
       SELECT $1, instance, 3, time, kind, hash, repeat('b', 64), body FROM pgairlock.audit_log WHERE id = $2`, [forged, rows[1]!.id]);
     const v = await q.verify({ instance: 'insert-mid' });
     expect(v.chains[0]!.break).toMatchObject({ kind: 'altered', id: forged, seq: 3 });
+  });
+
+  it('tail truncation passes a keyless check but not an anchored one', async () => {
+    const rows = await writeChain('truncate', 6);
+    const before = await q.verify({ instance: 'truncate' });
+    const anchor = { instance: 'truncate', ...before.chains[0]!.head! };
+    await tamper(`DELETE FROM pgairlock.audit_log WHERE instance = 'truncate' AND seq >= 5`);
+    expect((await q.verify({ instance: 'truncate' })).ok).toBe(true); // the documented limit
+    const v = await q.verify({ instance: 'truncate', anchors: [anchor] });
+    expect(v.ok).toBe(false);
+    expect(v.chains[0]!.break).toMatchObject({ kind: 'truncated', id: rows[3]!.id, seq: 5, missingFromSeq: 5 });
+    // A whole anchored chain deleted.
+    await tamper(`DELETE FROM pgairlock.audit_log WHERE instance = 'truncate'`);
+    const gone = await q.verify({ anchors: [anchor] });
+    expect(gone.chains.find((c) => c.instance === 'truncate')?.break).toMatchObject({ kind: 'truncated', id: null, seq: 1 });
+  });
+
+  it('a tail rewritten with recomputed hashes is caught by an anchor', async () => {
+    const rows = await writeChain('rewrite', 4);
+    const anchor = { instance: 'rewrite', ...(await q.verify({ instance: 'rewrite' })).chains[0]!.head! };
+    // Forge record 4 consistently: new body, correct hash over it, same prev_hash.
+    const r = await db.query<{ id: string; prev_hash: string; time: string; kind: string; body: Record<string, unknown> }>(
+      `SELECT id, prev_hash, to_char(time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS time, kind, body FROM pgairlock.audit_log WHERE id = $1`, [rows[3]!.id]);
+    const row = r.rows[0]!;
+    const body = { ...row.body, sql: 'SELECT harmless' };
+    const hash = recordHash({ id: row.id, instance: 'rewrite', seq: 4, time: row.time, kind: row.kind, prev_hash: row.prev_hash, body: body as never });
+    await tamper(`UPDATE pgairlock.audit_log SET body = $2::jsonb, hash = $3 WHERE id = $1`, [row.id, JSON.stringify(body), hash]);
+    expect((await q.verify({ instance: 'rewrite' })).ok).toBe(true); // consistent forgery: keyless check passes
+    const v = await q.verify({ instance: 'rewrite', anchors: [anchor] });
+    expect(v.chains[0]!.break).toMatchObject({ kind: 'anchor-mismatch', id: rows[3]!.id, seq: 4 });
   });
 
   it('a break in one chain leaves other chains verified, and verify() without filter walks them all', async () => {
