@@ -88,6 +88,33 @@ for (const [name, makeKind, available] of kinds) {
       expect(final?.events).toHaveLength(3);
     });
 
+    it('racing approvers on two replicas: exactly the quorum is recorded, the rest are told it is decided', async () => {
+      const s = fresh();
+      const other = replicaOf(s);
+      const r = await s.create(holdInput({ required: { count: 3, roles: ['dba'] } }));
+      const names = ['d1', 'd2', 'd3', 'd4', 'd5', 'd6'];
+      const results = await Promise.allSettled(names.map((n, i) => (i % 2 ? other : s).approve(r.id, { name: n, roles: ['dba'] })));
+      const ok = results.filter((x) => x.status === 'fulfilled');
+      const refused = results.filter((x): x is PromiseRejectedResult => x.status === 'rejected');
+      expect(ok).toHaveLength(3);
+      expect(refused.map((x) => (x.reason as { code: string }).code)).toEqual(['not_pending', 'not_pending', 'not_pending']);
+      const final = await s.get(r.id);
+      expect(final?.status).toBe('approved');
+      expect(final?.events.filter((e) => e.type === 'approved')).toHaveLength(3);
+    });
+
+    it('approve racing cancel: serialised, the cancel always ends it, no event lost', async () => {
+      const s = fresh();
+      const r = await s.create(holdInput());
+      const [a, c] = await Promise.allSettled([s.approve(r.id, alice), replicaOf(s).cancel(r.id, 'client went away')]);
+      // Cancelling an approved request is legal; approving a cancelled one is not.
+      expect(c.status).toBe('fulfilled');
+      if (a.status === 'rejected') expect((a.reason as { code: string }).code).toBe('not_pending');
+      const final = await s.get(r.id);
+      expect(final?.status).toBe('cancelled');
+      expect(final?.events.map((e) => e.type)).toEqual(a.status === 'fulfilled' ? ['created', 'approved', 'cancelled'] : ['created', 'cancelled']);
+    });
+
     it('rejection needs a reason; a rejected change is final', async () => {
       const rec = recorder();
       const s = fresh({ onEvent: rec.onEvent });
