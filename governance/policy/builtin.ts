@@ -1,6 +1,6 @@
-import type { StatementFacts } from '../../analyzer/types.js';
+import type { RelationName, StatementFacts } from '../../analyzer/types.js';
 import { YES, NO, type Check } from './conditions.js';
-import { candidateSchemas, parseSearchPath, type EvalEnv } from './units.js';
+import { parseSearchPath, type EvalEnv } from './units.js';
 
 /**
  * Invariants no policy can override. They are evaluated before the policy's rules, always deny, and
@@ -20,16 +20,25 @@ export interface BuiltinRule {
   readonly unparsedReason: string;
 }
 
+function relationWhy(rel: RelationName, onPath: boolean): string | undefined {
+  if (rel.schema === PROTECTED_SCHEMA) return `it uses ${PROTECTED_SCHEMA}.${rel.name}`;
+  if (rel.schema === undefined && onPath) return `the search_path includes ${PROTECTED_SCHEMA}, so ${rel.name} may resolve to ${PROTECTED_SCHEMA}.${rel.name}`;
+  return undefined;
+}
+
 function touchesProtected(f: StatementFacts, env: EvalEnv): string | undefined {
-  for (const use of [...f.relations.map((r) => r.relation), ...f.locks.map((l) => l.relation)]) {
-    if (use.schema === PROTECTED_SCHEMA) return `it uses ${PROTECTED_SCHEMA}.${use.name}`;
-    if (use.schema === undefined && candidateSchemas(use, env).includes(PROTECTED_SCHEMA)) {
-      return `the search_path includes ${PROTECTED_SCHEMA}, so ${use.name} may resolve to ${PROTECTED_SCHEMA}.${use.name}`;
-    }
+  const onPath = env.searchPath.includes(PROTECTED_SCHEMA);
+  for (const r of f.relations) {
+    const why = relationWhy(r.relation, onPath);
+    if (why) return why;
+  }
+  for (const l of f.locks) {
+    const why = relationWhy(l.relation, onPath);
+    if (why) return why;
   }
   for (const fn of f.functions) {
     if (fn.schema === PROTECTED_SCHEMA) return `it calls ${PROTECTED_SCHEMA}.${fn.name}()`;
-    if (fn.schema === undefined && env.searchPath.includes(PROTECTED_SCHEMA)) {
+    if (fn.schema === undefined && onPath) {
       return `the search_path includes ${PROTECTED_SCHEMA}, so ${fn.name}() may resolve to ${PROTECTED_SCHEMA}.${fn.name}()`;
     }
   }

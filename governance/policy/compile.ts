@@ -38,11 +38,18 @@ function findingFilterOf(spec: RuleSpec): ((f: Finding) => boolean) | undefined 
   return (f) => SEVERITY_RANK[f.severity] >= min && (!rules || rules(f.rule));
 }
 
+/** A rule as the evaluator walks them: builtins first, then the policy's; refs and effects precomputed. */
+export type RuleEntry =
+  | { readonly kind: 'builtin'; readonly rule: BuiltinRule; readonly ref: { readonly id: string; readonly source: 'builtin' }; readonly effect: 'deny'; readonly index: -1 }
+  | { readonly kind: 'policy'; readonly rule: CompiledRule; readonly ref: { readonly id: string; readonly source: 'policy' }; readonly effect: EffectName; readonly index: number };
+
 export interface CompiledPolicy {
   /** Where it came from (file path, "inline", "default policy"), for messages. */
   readonly source: string;
   readonly builtins: readonly BuiltinRule[];
   readonly rules: readonly CompiledRule[];
+  /** builtins then rules, in evaluation order. */
+  readonly entries: readonly RuleEntry[];
   readonly defaultEffect: DefaultEffectSpec;
   readonly spec: PolicySpec;
   /**
@@ -73,10 +80,16 @@ export function compileRule(spec: RuleSpec, clocks: Map<string, ZoneClock>): Com
 
 export function compilePolicy(spec: PolicySpec, source = 'inline'): CompiledPolicy {
   const clocks = new Map<string, ZoneClock>();
+  const rules = spec.rules.map((r) => compileRule(r, clocks));
+  const entries: RuleEntry[] = [
+    ...BUILTIN_RULES.map((rule) => ({ kind: 'builtin' as const, rule, ref: { id: rule.id, source: 'builtin' as const }, effect: 'deny' as const, index: -1 as const })),
+    ...rules.map((rule, index) => ({ kind: 'policy' as const, rule, ref: { id: rule.id, source: 'policy' as const }, effect: rule.effect, index })),
+  ];
   return {
     source,
     builtins: BUILTIN_RULES,
-    rules: spec.rules.map((r) => compileRule(r, clocks)),
+    rules,
+    entries,
     defaultEffect: spec.default_effect,
     spec,
     contextCache: new WeakMap(),

@@ -1,7 +1,7 @@
 import type { ParseFailure, StatementFacts } from '../../analyzer/types.js';
 import type { Principal } from '../principal.js';
 import type { BuiltinRule } from './builtin.js';
-import type { CompiledPolicy, CompiledRule } from './compile.js';
+import type { CompiledPolicy, CompiledRule, RuleEntry } from './compile.js';
 import { NO, UNKNOWN, YES, type Outcome } from './conditions.js';
 import { formatDuration } from './duration.js';
 import { DEFAULT_EFFECT_RULE_ID, type DefaultEffectSpec, type EffectName } from './schema.js';
@@ -33,7 +33,8 @@ const RANK: Readonly<Record<EffectName, number>> = { allow: 0, hold: 1, deny: 2 
 const SQLSTATE_INSUFFICIENT_PRIVILEGE = '42501';
 const SQLSTATE_SYNTAX_ERROR = '42601';
 
-type AnyRule = { readonly kind: 'builtin'; readonly rule: BuiltinRule } | { readonly kind: 'policy'; readonly rule: CompiledRule };
+type AnyRule = RuleEntry;
+const NONE: readonly never[] = Object.freeze([]);
 
 /** One rule judged against one top-level statement. */
 interface Judgement {
@@ -94,11 +95,11 @@ function judgeUnits(rule: CompiledRule, units: readonly Unit[], env: EvalEnv): J
       }
     }
     if (failed !== undefined) {
-      firstNo ??= { outcome: NO, reason: viaPrefix(u) + failed, unknown: [] };
+      firstNo ??= { outcome: NO, reason: viaPrefix(u) + failed, unknown: NONE };
       continue;
     }
     if (unknown.length === 0) {
-      return { outcome: YES, reason: viaPrefix(u) + (reasons.length ? reasons.join(' and ') : 'it matches every statement'), unknown: [], unit: u };
+      return { outcome: YES, reason: viaPrefix(u) + (reasons.length === 1 ? reasons[0] : reasons.length ? reasons.join(' and ') : 'it matches every statement'), unknown: NONE, unit: u };
     }
     firstUnknown ??= { outcome: UNKNOWN, reason: viaPrefix(u) + [...reasons, ...unknown].join(' and '), unknown, unit: u };
   }
@@ -195,55 +196,57 @@ export function evaluate(input: EvaluationInput, policy: CompiledPolicy): Decisi
   }
   const count = trees.length;
 
-  const all: AnyRule[] = [];
-  for (const b of policy.builtins) all.push({ kind: 'builtin', rule: b });
-  for (const r of policy.rules) all.push({ kind: 'policy', rule: r });
-
   const verdicts: RuleVerdict[] = [];
-  const matchedByStatement: MatchedRule[][] = trees.map(() => []);
+  const matchedByStatement: MatchedRule[][] = [];
+  for (let i = 0; i < count; i++) matchedByStatement.push([]);
 
   const cached = cachedContexts(policy, input);
-  for (let r = 0; r < all.length; r++) {
-    const any = all[r]!;
-    const ref: RuleRef = { id: any.rule.id, source: any.kind };
-    const effect: EffectName = any.kind === 'builtin' ? 'deny' : any.rule.effect;
-    const ctx = any.kind === 'policy' ? (cached[r - policy.builtins.length] ?? judgeContext(any.rule, env)) : NO_CONTEXT;
-    const matchedStatements: number[] = [];
+  for (const entry of policy.entries) {
+    const { ref, effect } = entry;
+    const ctx = entry.kind === 'policy' ? (cached[entry.index] ?? judgeContext(entry.rule, env)) : NO_CONTEXT;
+    if (!ctx.ok) {
+      // Not for this principal/place/time: the common case, no statement work and no allocation beyond the verdict.
+      verdicts.push({ id: ref.id, source: ref.source, effect, description: entry.rule.description, matched: false, reason: ctx.reason, statements: NONE, unknown: NONE });
+      continue;
+    }
+    let matchedStatements: number[] | undefined;
+    let unknown: string[] | undefined;
     const texts: string[] = [];
     const misses: string[] = [];
-    const unknown: string[] = [];
-    let matchedAny = false;
-    if (!ctx.ok) {
-      misses.push(ctx.reason);
-    } else {
-      for (let i = 0; i < count; i++) {
-        const units = trees[i] ?? [];
-        const j = any.kind === 'builtin' ? judgeBuiltin(any.rule, units, env) : judgeUnits(any.rule, units, env);
-        const matched = j.outcome === YES || (j.outcome === UNKNOWN && effect !== 'allow');
-        const label = statementLabel(parsed?.[i], i, count);
-        if (matched) {
-          matchedAny = true;
-          matchedStatements.push(parsed ? i : -1);
-          unknown.push(...j.unknown);
-          const failClosed = j.outcome === UNKNOWN ? ` (could not be judged, treated as met because the rule ${effect === 'deny' ? 'denies' : 'holds'})` : '';
-          texts.push(label + j.reason + failClosed);
-          matchedByStatement[i]?.push({ ref, effect, rule: any, judgement: j, statement: i, definite: j.outcome === YES, text: ctx.reason ? `${ctx.reason}; ${j.reason}${failClosed}` : j.reason + failClosed });
-        } else {
-          const notMet = j.outcome === UNKNOWN ? `${j.reason} (could not be judged; an allow rule needs certainty)` : j.reason;
-          misses.push(label + notMet);
-        }
+    for (let i = 0; i < count; i++) {
+      const units = trees[i] ?? [];
+      const j = entry.kind === 'builtin' ? judgeBuiltin(entry.rule, units, env) : judgeUnits(entry.rule, units, env);
+      const matched = j.outcome === YES || (j.outcome === UNKNOWN && effect !== 'allow');
+      const label = count > 1 ? statementLabel(parsed?.[i], i, count) : '';
+      if (matched) {
+        (matchedStatements ??= []).push(parsed ? i : -1);
+        if (j.unknown.length) (unknown ??= []).push(...j.unknown);
+        const failClosed = j.outcome === UNKNOWN ? ` (could not be judged, treated as met because the rule ${effect === 'deny' ? 'denies' : 'holds'})` : '';
+        texts.push(label + j.reason + failClosed);
+        matchedByStatement[i]?.push({
+          ref,
+          effect,
+          rule: entry,
+          judgement: j,
+          statement: i,
+          definite: j.outcome === YES,
+          text: ctx.reason ? `${ctx.reason}; ${j.reason}${failClosed}` : j.reason + failClosed,
+        });
+      } else {
+        misses.push(label + (j.outcome === UNKNOWN ? `${j.reason} (could not be judged; an allow rule needs certainty)` : j.reason));
       }
-      if (ctx.reason && matchedAny) texts.unshift(ctx.reason);
     }
+    const matchedAny = matchedStatements !== undefined;
+    if (ctx.reason && matchedAny) texts.unshift(ctx.reason);
     verdicts.push({
       id: ref.id,
       source: ref.source,
       effect,
-      description: any.rule.description,
+      description: entry.rule.description,
       matched: matchedAny,
       reason: joinReasons(matchedAny ? texts : misses),
-      statements: matchedStatements,
-      unknown,
+      statements: matchedStatements ?? NONE,
+      unknown: unknown ?? NONE,
     });
   }
 
