@@ -15,3 +15,4 @@ export {
 } from './usage.js';
 export { readStatementStats, tableUsesFromStats, type StatementStat, type StatementStatsResult, type TableUseFromStats } from './pg-stat-statements.js';
 export { loadSnapshotFile, parseSnapshotJson } from './file.js';
+export { catalogStateFromConfig, usageIndexFromConfig, type CatalogStateWiring } from './from-config.js';

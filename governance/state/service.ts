@@ -2,7 +2,7 @@ import pg from 'pg';
 import { Counter, Histogram, register as defaultRegistry, type Registry } from 'prom-client';
 import { diffSnapshots, type SnapshotDiff } from './diff.js';
 import { hashMatches, MIN_HASH_PREFIX } from './expected.js';
-import { readSnapshot } from './snapshot.js';
+import { readCatalogVersion, readSnapshot, readStats, withFreshStats } from './snapshot.js';
 import type { CatalogSnapshot } from './types.js';
 
 /**
@@ -39,6 +39,8 @@ export interface CatalogStateOptions {
   /** Refresh failures (the previous snapshot stays in use). */
   readonly onError?: (database: string, err: unknown) => void;
   readonly registry?: Registry;
+  /** Re-read only statistics when the catalog fingerprint is unchanged (default true; false: always a full read). */
+  readonly fastPath?: boolean;
 }
 
 interface DbState {
@@ -190,10 +192,21 @@ export class CatalogState {
   }
 
   private async readOnce(database: string): Promise<CatalogSnapshot> {
+    const opts = { ...(this.opts.excludeSchemas ? { excludeSchemas: this.opts.excludeSchemas } : {}), ...(this.opts.timeoutMs ? { timeoutMs: this.opts.timeoutMs } : {}) };
     const attempt = async (): Promise<CatalogSnapshot> => {
       const client = await this.opts.connect(database);
       try {
-        return await readSnapshot(client, { ...(this.opts.excludeSchemas ? { excludeSchemas: this.opts.excludeSchemas } : {}), ...(this.opts.timeoutMs ? { timeoutMs: this.opts.timeoutMs } : {}) });
+        // Fast path: the catalogs' fingerprint is unchanged since the last full read, so no definition changed;
+        // re-read statistics and sizes only (two light queries instead of eleven).
+        const prev = this.dbs.get(database)?.latest;
+        if (prev?.catalogVersion && this.opts.fastPath !== false) {
+          const version = await readCatalogVersion(client);
+          if (version === prev.catalogVersion) {
+            const { raw, cost } = await readStats(client, opts);
+            return withFreshStats(prev, raw, cost, version);
+          }
+        }
+        return await readSnapshot(client, opts);
       } finally {
         await client.end().catch(() => undefined);
       }

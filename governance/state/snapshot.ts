@@ -40,6 +40,7 @@ export interface RawDependency {
 
 export interface RawCatalog {
   database: string;
+  catalogVersion?: string;
   serverVersion: number;
   takenAt: string;
   schemas: { name: string }[];
@@ -84,8 +85,10 @@ export async function readRawCatalog(client: pg.ClientBase, opts: ReadSnapshotOp
       String(opts.timeoutMs ?? 30_000),
     ]);
     const [server] = await q<{ database: string; version: number }>(Q.SQL_SERVER);
+    const [probe] = await q<{ version: string }>(Q.SQL_CATALOG_VERSION);
     const raw: RawCatalog = {
       database: server?.database ?? '',
+      ...(probe ? { catalogVersion: probe.version } : {}),
       serverVersion: server?.version ?? 0,
       takenAt,
       schemas: await q(Q.SQL_SCHEMAS, [excluded]),
@@ -237,8 +240,10 @@ export function buildSnapshot(raw: RawCatalog, cost: SnapshotCost = { durationMs
 
   const dependencies = buildEdges(raw.dependencies, rels, funcs, constraints, triggers);
 
+  const sequenceOwners = new Map<ObjectKey, DependencyEdge>();
+  for (const e of dependencies) if (e.via === 'sequence' && e.column !== undefined) sequenceOwners.set(e.dependent, e);
   for (const { rel, seq } of seqRows) {
-    const owner = dependencies.find((e) => e.dependent === rel.key && e.via === 'sequence' && e.column !== undefined);
+    const owner = sequenceOwners.get(rel.key);
     const ownedBy = owner ? `${owner.referenced.slice(owner.referenced.indexOf(':') + 1)}.${owner.column}` : null;
     const body = seq
       ? `AS ${seq.type} START ${seq.start} INCREMENT ${seq.increment} MINVALUE ${seq.min} MAXVALUE ${seq.max} CACHE ${seq.cache}${seq.cycle ? ' CYCLE' : ''}`
@@ -257,7 +262,66 @@ export function buildSnapshot(raw: RawCatalog, cost: SnapshotCost = { durationMs
     objects,
     dependencies,
     cost,
+    ...(raw.catalogVersion ? { catalogVersion: raw.catalogVersion } : {}),
+    readMode: 'full',
   };
+}
+
+/** The catalog fingerprint alone (one cheap query): equal to the last snapshot's means no definition changed. */
+export async function readCatalogVersion(client: pg.ClientBase): Promise<string> {
+  const res = await client.query<{ version: string }>(Q.SQL_CATALOG_VERSION);
+  return res.rows[0]?.version ?? '';
+}
+
+export interface RawStats {
+  relations: RawRelation[];
+  indexes: { schema: string; name: string; bytes: Num }[];
+  takenAt: string;
+}
+
+/** Statistics and sizes only: what changes while the definitions do not (the refresh fast path). */
+export async function readStats(client: pg.ClientBase, opts: ReadSnapshotOptions = {}): Promise<{ raw: RawStats; cost: SnapshotCost }> {
+  const started = performance.now();
+  const takenAt = new Date().toISOString();
+  const excluded = [...ALWAYS_EXCLUDED_SCHEMAS, ...(opts.excludeSchemas ?? [])];
+  await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  try {
+    await client.query(`SELECT set_config('search_path', 'pg_catalog', true), set_config('statement_timeout', $1, true)`, [String(opts.timeoutMs ?? 30_000)]);
+    const relations = (await client.query<RawRelation>(Q.SQL_RELATION_STATS, [excluded])).rows;
+    const indexes = (await client.query<{ schema: string; name: string; bytes: Num }>(Q.SQL_INDEX_SIZES, [excluded])).rows;
+    await client.query('COMMIT');
+    return { raw: { relations, indexes, takenAt }, cost: { durationMs: Math.round((performance.now() - started) * 10) / 10, queries: 2, rowsRead: relations.length + indexes.length } };
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+}
+
+/** A copy of `prev` with fresh statistics and sizes (pure); definitions, hashes and dependencies are kept. */
+export function withFreshStats(prev: CatalogSnapshot, raw: RawStats, cost: SnapshotCost, catalogVersion: string): CatalogSnapshot {
+  const rel = new Map(raw.relations.map((r) => [`${r.schema}.${r.name}`, r]));
+  const idx = new Map(raw.indexes.map((r) => [`${r.schema}.${r.name}`, Number(r.bytes)]));
+  const objects = prev.objects.map((o): CatalogObject => {
+    if (o.kind === 'table' || o.kind === 'view' || o.kind === 'matview') {
+      const r = rel.get(`${o.schema}.${o.name}`);
+      if (!r) return o;
+      const stats: RelationStats = {
+        rowEstimate: o.kind === 'view' || r.reltuples === null || r.reltuples < 0 ? null : r.reltuples,
+        totalBytes: o.kind === 'view' ? 0 : Number(r.total_bytes ?? 0),
+        lastVacuum: iso(r.last_vacuum),
+        lastAutovacuum: iso(r.last_autovacuum),
+        lastAnalyze: iso(r.last_analyze),
+        lastAutoanalyze: iso(r.last_autoanalyze),
+      };
+      return { ...o, stats };
+    }
+    if (o.kind === 'index') {
+      const bytes = idx.get(`${o.schema}.${o.name}`);
+      return bytes === undefined ? o : { ...o, totalBytes: bytes };
+    }
+    return o;
+  });
+  return { ...prev, takenAt: raw.takenAt, objects, cost, catalogVersion, readMode: 'stats' };
 }
 
 function buildEdges(

@@ -174,6 +174,10 @@ export interface CatalogSnapshot {
   readonly objects: readonly CatalogObject[];
   readonly dependencies: readonly DependencyEdge[];
   readonly cost: SnapshotCost;
+  /** Fingerprint of the system catalogs when read (see SQL_CATALOG_VERSION); not part of any hash. */
+  readonly catalogVersion?: string;
+  /** 'full': definitions read; 'stats': definitions reused from the previous snapshot (catalogs unchanged), statistics re-read. */
+  readonly readMode?: 'full' | 'stats';
 }
 
 /** A relation in the SQL, after search_path resolution. */

@@ -18,6 +18,10 @@ CREATE FUNCTION set_total() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.tot
 CREATE TRIGGER orders_total BEFORE INSERT ON orders FOR EACH ROW EXECUTE FUNCTION set_total();
 CREATE FUNCTION add_one(a integer) RETURNS integer LANGUAGE sql IMMUTABLE RETURN a + 1;
 CREATE SEQUENCE invoice_no START 1000;
+CREATE TABLE events (id bigint NOT NULL, at date NOT NULL) PARTITION BY RANGE (at);
+CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+CREATE INDEX events_at ON events (at);
 CREATE SCHEMA pgairlock;
 CREATE TABLE pgairlock.hidden (id int);
 `;
@@ -25,7 +29,9 @@ CREATE TABLE pgairlock.hidden (id int);
 export const FIXTURE_ROWS_SQL = `
 INSERT INTO customers (email) SELECT 'c' || g || '@example.com' FROM generate_series(1, 20000) g;
 INSERT INTO orders (customer_id, total, status) SELECT 1 + g % 20000, g % 100, CASE WHEN g % 2 = 0 THEN 'paid' ELSE 'new' END FROM generate_series(1, 50000) g;
-ANALYZE customers; ANALYZE orders;
+INSERT INTO events SELECT g, date '2025-06-01' + (g % 400) FROM generate_series(1, 30000) g;
+REFRESH MATERIALIZED VIEW order_totals;
+ANALYZE customers; ANALYZE orders; ANALYZE events; ANALYZE order_totals;
 `;
 
 export async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {

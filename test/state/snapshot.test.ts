@@ -36,6 +36,16 @@ describe.runIf(postgresAvailable())('catalog snapshot', () => {
     expect(orders.stats.lastAnalyze).not.toBeNull();
     const customers = obj(s, 'table:public.customers', 'table');
     expect(customers.stats.rowEstimate).toBeGreaterThan(19_000);
+    // A partitioned table: rows and size summed over its partitions; the partitions are tables of their own.
+    const events = obj(s, 'table:public.events', 'table');
+    expect(events.relkind).toBe('p');
+    expect(events.definition).toContain('PARTITION BY RANGE (at)');
+    expect(events.stats.rowEstimate).toBeGreaterThan(27_000);
+    const p25 = obj(s, 'table:public.events_2025', 'table');
+    const p26 = obj(s, 'table:public.events_2026', 'table');
+    expect(p25.definition).toContain("PARTITION OF public.events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01')");
+    expect(events.stats.totalBytes).toBe(p25.stats.totalBytes + p26.stats.totalBytes);
+    expect(events.stats.totalBytes).toBeGreaterThan(500_000);
   });
 
   it('reads columns with types, nullability, defaults and identity', () => {
@@ -202,13 +212,21 @@ describe.runIf(postgresAvailable())('CatalogState: refresh, drift, expected sche
     try {
       const first = await state.refresh(db.name);
       expect(state.get(db.name)).toBe(first);
+      expect(first.readMode).toBe('full');
+      // Nothing changed: the catalog fingerprint is equal, so only statistics are re-read (fresh row estimates).
+      await db.query(`INSERT INTO orders (customer_id, total, status) SELECT 1, 1, 'new' FROM generate_series(1, 20000); ANALYZE orders`);
       const again = await state.refresh(db.name, 'interval');
+      expect(again.readMode).toBe('stats');
+      expect(again.cost.queries).toBeLessThanOrEqual(3);
       expect(again.schemaHash).toBe(first.schemaHash);
+      const rows = (x: CatalogSnapshot) => x.objects.find((o) => o.key === 'table:public.orders' && o.kind === 'table');
+      expect((rows(again) as { stats: { rowEstimate: number } }).stats.rowEstimate).toBeGreaterThan((rows(first) as { stats: { rowEstimate: number } }).stats.rowEstimate + 15_000);
       expect(events).toHaveLength(0);
 
       // A change made directly on the server, around pgairlock.
       await db.query(`CREATE OR REPLACE VIEW paid_orders AS SELECT id, customer_id, total FROM orders WHERE status = 'paid' AND total > 0`);
       const drifted = await state.refresh(db.name, 'interval');
+      expect(drifted.readMode).toBe('full');
       expect(drifted.schemaHash).not.toBe(first.schemaHash);
       expect(events).toHaveLength(1);
       expect(events[0]?.diff.changed.map((c) => c.key)).toEqual(['view:public.paid_orders']);
