@@ -264,6 +264,24 @@ describe.skipIf(!postgresAvailable())('limits.max_client_connections', () => {
     expect(Date.now() - t0).toBeLessThan(3000);
   });
 
+  it('clients that reset the connection while being refused at the limit do not hurt the proxy', async () => {
+    const small = await startTestProxy({ limits: { max_client_connections: 1 } });
+    const a = new pg.Client({ connectionString: small.url(db.name) });
+    await a.connect();
+    try {
+      for (let i = 0; i < 20; i++) {
+        const raw = await RawConnection.connect(small.port);
+        raw.write(startupPacket({ user: 'postgres', database: db.name }));
+        raw.socket.resetAndDestroy();
+      }
+      await sleep(200);
+      expect((await a.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
+    } finally {
+      await a.end();
+      await small.close();
+    }
+  });
+
   // PostgreSQL serves a CancelRequest even when it is at max_connections (the postmaster handles it
   // before the limit check); a proxy at its limit must not swallow the cancel of a running query.
   it.fails('a CancelRequest is served even when the proxy is at its connection limit', async () => {
