@@ -160,9 +160,8 @@ export class Collector {
 
   relations(): readonly RelationUse[] {
     if (this.rels.size === 0) return EMPTY;
-    const out: RelationUse[] = [];
-    for (const e of this.rels.values()) out.push(e.columns ? { relation: e.relation, role: e.role, columns: e.columns } : { relation: e.relation, role: e.role });
-    return out;
+    // The entries themselves (no copies); `columns` is undefined where the text named none.
+    return [...this.rels.values()] as RelationUse[];
   }
   locks(): readonly LockFact[] {
     if (this.lockMap.size === 0) return EMPTY;
