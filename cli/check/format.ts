@@ -104,6 +104,8 @@ function formatText(report: Report, color: boolean): string {
   const files = new Set(report.findings.map((p) => p.file)).size;
   if (report.findings.length === 0 && report.errors.length === 0) {
     out.push(`All ${report.files.length} file${report.files.length === 1 ? '' : 's'} passed: no findings.`);
+  } else if (report.findings.length === 0) {
+    out.push(`${report.errors.length} of ${report.files.length} file${report.files.length === 1 ? '' : 's'} could not be checked; no findings in the rest.`);
   } else {
     const parts = [`${counts.error} error${counts.error === 1 ? '' : 's'}`, `${counts.warning} warning${counts.warning === 1 ? '' : 's'}`, `${counts.info} info`];
     out.push(
