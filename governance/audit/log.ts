@@ -452,11 +452,13 @@ export class AuditLog {
         this.head ??= await this.loadHead();
         let { seq, hash } = this.head;
         const rows: string[] = [];
+        const hashes: string[] = [];
         for (const it of batch) {
           const prev = hash;
           seq += 1;
           const bodyJson = (it.bodyJson ??= canonicalJson(it.body));
           hash = recordHashWithBody({ id: it.id, instance: this.instance, seq, time: it.time, kind: it.kind, prev_hash: prev }, bodyJson);
+          hashes.push(hash);
           rows.push(`{"id":${JSON.stringify(it.id)},"instance":${JSON.stringify(this.instance)},"seq":${seq},"time":${JSON.stringify(it.time)},"kind":${JSON.stringify(it.kind)},"prev_hash":${JSON.stringify(prev)},"hash":"${hash}","body":${bodyJson}}`);
         }
         await this.writePool.query({ name: 'pgairlock_audit_insert', text: INSERT_SQL, values: [`[${rows.join(',')}]`] });
@@ -467,7 +469,7 @@ export class AuditLog {
           this.metrics.written.inc({ kind: it.kind });
           it.waiter?.resolve();
         }
-        if (this.config.mirror_to_log && this.logger) this.mirror(batch, seq - batch.length);
+        if (this.config.mirror_to_log && this.logger) this.mirror(batch, seq - batch.length, hashes);
         return;
       } catch (err) {
         // The head is unknown now (the insert may even have committed before the error): reload next time.
@@ -487,9 +489,12 @@ export class AuditLog {
     }
   }
 
-  private mirror(batch: Item[], firstSeqMinusOne: number): void {
+  /** One pino line per committed record, with its chain position and hash (usable as a verify anchor). */
+  private mirror(batch: Item[], firstSeqMinusOne: number, hashes: string[]): void {
     batch.forEach((it, i) => {
-      this.logger?.info({ audit: { id: it.id, instance: this.instance, seq: firstSeqMinusOne + i + 1, time: it.time, kind: it.kind, body: it.body } }, 'audit record');
+      this.logger?.info({
+        audit: { id: it.id, instance: this.instance, seq: firstSeqMinusOne + i + 1, time: it.time, kind: it.kind, hash: hashes[i], body: it.body },
+      }, 'audit record');
     });
   }
 

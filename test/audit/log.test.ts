@@ -203,6 +203,8 @@ describe.runIf(postgresAvailable())('AuditLog writer', () => {
       const mirrored = lines.map((l) => JSON.parse(l) as { msg: string; audit?: { id: string; seq: number; kind: string } }).filter((l) => l.msg === 'audit record');
       expect(mirrored).toHaveLength(1);
       expect(mirrored[0]!.audit).toMatchObject({ id: r.id, seq: 1, kind: 'decision' });
+      const head = (await q.verify({ instance: 'mirror' })).chains[0]!.head!;
+      expect((mirrored[0]!.audit as unknown as { hash: string }).hash).toBe(head.hash);
       const written = await registry.getSingleMetricAsString('pgairlock_audit_records_written_total');
       expect(written).toContain('pgairlock_audit_records_written_total{kind="decision"} 1');
     } finally { await log.close(); }
