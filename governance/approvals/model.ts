@@ -75,8 +75,8 @@ export interface ChangeRequest {
   readonly fingerprint: string;
   /** sha256 hex of the exact text: the approval is only valid for this text. */
   readonly textHash: string;
-  /** Analyzer facts summary; opaque to approvals, shown by SHOW CHANGE. */
-  readonly facts: JsonValue;
+  /** Analyzer facts summary; opaque to approvals, shown by SHOW CHANGE. Always plain JSON (see createChangeRequest). */
+  readonly facts: unknown;
   readonly rules: readonly HoldRule[];
   /** Summary for people: the largest count and the union of roles of `requirements`. */
   readonly required: RequiredApprovals;
@@ -175,7 +175,8 @@ export interface NewChangeRequest {
   readonly sql: string;
   readonly fingerprint: string;
   readonly textHash: string;
-  readonly facts: JsonValue;
+  /** Anything JSON-serialisable (e.g. the analyzer's StatementFacts). */
+  readonly facts: unknown;
   readonly rules: readonly HoldRule[];
   /** One requirement (the common case) ... */
   readonly required?: RequiredApprovals;
@@ -211,7 +212,8 @@ export function createChangeRequest(input: NewChangeRequest): ChangeRequest {
     sql: input.sql,
     fingerprint: input.fingerprint,
     textHash: input.textHash,
-    facts: input.facts,
+    // A JSON round trip: both stores then hold exactly what Redis would (no Dates, undefined, classes).
+    facts: JSON.parse(JSON.stringify(input.facts ?? null)) as unknown,
     rules: input.rules.map((r) => ({ rule: r.rule, reason: r.reason })),
     required,
     requirements,

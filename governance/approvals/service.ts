@@ -3,7 +3,7 @@ import type { HoldSpec } from '../policy/types.js';
 import type { Principal } from '../principal.js';
 import { ApprovalError } from './errors.js';
 import { parseChangeId, textHash } from './ids.js';
-import { principalRef, type ChangeRequest, type HoldMode, type HoldRule, type JsonValue, type RequiredApprovals, type Requirement, type Resolution } from './model.js';
+import { principalRef, type ChangeRequest, type HoldMode, type HoldRule, type RequiredApprovals, type Requirement, type Resolution } from './model.js';
 import type { ApprovalStore, ListFilter } from './store.js';
 
 export type ApprovalsConfig = Config['approvals'];
@@ -20,8 +20,8 @@ export interface HoldInput {
   /** The exact statement text; the approval is bound to its sha256. */
   readonly sql: string;
   readonly fingerprint: string;
-  /** Analyzer facts summary (JSON-serialisable). */
-  readonly facts: JsonValue;
+  /** Analyzer facts summary (JSON-serialisable, e.g. StatementFacts or a list of them). */
+  readonly facts: unknown;
   readonly rules: readonly HoldRule[];
   /** One requirement for the whole request. Default: approvals.default_required. */
   readonly required?: RequiredApprovals;

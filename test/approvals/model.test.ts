@@ -90,6 +90,10 @@ describe('state machine', () => {
     expect(r.events).toEqual([{ type: 'created', at: T0.toISOString(), by: agent }]);
     expect(JSON.parse(JSON.stringify(r))).toEqual(r);
   });
+  it('facts are stored as plain JSON, the same in every store', () => {
+    const r = createChangeRequest({ ...req(), createdAt: T0, expiresAt: at(1000), facts: { at: new Date(0), gone: undefined, list: [1, 'a'] } });
+    expect(r.facts).toEqual({ at: '1970-01-01T00:00:00.000Z', list: [1, 'a'] });
+  });
   it('refuses invalid requirements', () => {
     expect(code(() => req({ count: 0 }))).toBe('invalid_request');
     expect(code(() => req({ roles: [] }))).toBe('invalid_request');
