@@ -157,6 +157,7 @@ function updateQuery(c: Collector, n: any, parent: Scope | undefined): void {
     c.walk(rt.val, scope);
   }
   if (n.whereClause === undefined && name) c.addDestructive(`UPDATE without WHERE changes every row of ${quoteRelation(name)}`);
+  else if (name && constantPredicate(n.whereClause)) c.addDestructive(`UPDATE with a constant WHERE (no column in it) may change every row of ${quoteRelation(name)}`);
   c.walk(n.whereClause, scope);
   returning(c, n, scope);
 }
@@ -169,6 +170,7 @@ function deleteQuery(c: Collector, n: any, parent: Scope | undefined): void {
   targetRelation(c, n.relation, scope, 'DELETE');
   c.walk(n.usingClause, scope);
   if (n.whereClause === undefined && name) c.addDestructive(`DELETE without WHERE removes every row of ${quoteRelation(name)}`);
+  else if (name && constantPredicate(n.whereClause)) c.addDestructive(`DELETE with a constant WHERE (no column in it) may remove every row of ${quoteRelation(name)}`);
   c.walk(n.whereClause, scope);
   returning(c, n, scope);
 }
@@ -205,6 +207,25 @@ registerDmlHandlers({
   delete: (c, n, s) => deleteQuery(c, n, s),
   merge: (c, n, s) => mergeQuery(c, n, s),
 });
+
+/**
+ * A WHERE that mentions no column, parameter, sub-query, function or cursor (WHERE true, WHERE 1 = 1):
+ * it is the same for every row, so it filters nothing (or everything). The usual way around a
+ * "no DELETE without WHERE" check.
+ */
+function constantPredicate(expr: any): boolean {
+  let constant = true;
+  const visit = (v: any, depth: number): void => {
+    if (!constant || v === null || typeof v !== 'object' || depth > 100) return;
+    if (Array.isArray(v)) { for (const x of v) visit(x, depth + 1); return; }
+    for (const k in v) {
+      if (k === 'ColumnRef' || k === 'ParamRef' || k === 'SubLink' || k === 'FuncCall' || k === 'CurrentOfExpr') { constant = false; return; }
+      visit(v[k], depth + 1);
+    }
+  };
+  visit(expr, 0);
+  return constant;
+}
 
 const dmlKind = (c: Collector): StatementKind => (c.writes ? 'write' : 'read');
 
