@@ -261,6 +261,14 @@ const CASES: readonly Case[] = [
   ['distinct assignments', 'UPDATE t SET a = 1, b = 2 WHERE id = 1;', [], ['duplicate-column-assignment']],
   ['non-unique index on 4 columns', 'CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON t (a, b, c, d);', ['index-too-many-columns'], []],
   ['CIC without IF NOT EXISTS', 'CREATE INDEX CONCURRENTLY i ON t (a);', ['prefer-robust-stmts'], []],
+  // written to fool a naive text filter
+  ['Unicode-escaped identifier', 'CREATE INDEX i ON U&"t\\0061ble" (a);', ['create-index-without-concurrently'], []],
+  ['E-string holding DDL is just a string', "SELECT E'DROP TABLE t;\\nTRUNCATE u CASCADE';", [], ['drop-table', 'truncate', 'truncate-cascade']],
+  ['dynamic SQL in DO is opaque, not a DROP TABLE', "DO $$ BEGIN EXECUTE 'DROP TABLE t'; END $$;", [], ['drop-table']],
+  ['multi-statement string: the middle one is caught', 'SELECT 1; DrOp TaBlE "t"; SELECT 2;', ['drop-table'], []],
+  ['comment holding a DELETE before a safe DELETE', '/* DELETE FROM t */ DELETE FROM t WHERE id = 1;', [], ['delete-without-where']],
+  ['nested dollar quotes with a tag', 'SELECT $a$ $$ VACUUM FULL t $$ $a$;', [], ['vacuum-full']],
+  ['keywords split by comments', 'ALTER/**/TABLE t -- x\n ALTER /* y */ COLUMN c SET/**/NOT NULL;', ['set-not-null'], []],
   ['drop view cascade', 'DROP VIEW v CASCADE;', ['drop-object'], []],
   ['drop function', 'DROP FUNCTION f(int);', ['drop-object'], []],
 ];
