@@ -1,6 +1,6 @@
 /** The analysis cache: exact-text hits, byte bound, version and context separation, context replay. */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { analyze, AnalysisCache, estimateAnalysisBytes, loadAnalyzer, newScriptContext } from '../../analyzer/index.js';
+import { analysisCacheStats, analyze, AnalysisCache, analyzeCached, configureAnalysisCache, estimateAnalysisBytes, loadAnalyzer, newScriptContext } from '../../analyzer/index.js';
 
 describe('AnalysisCache', () => {
   beforeAll(async () => { await loadAnalyzer(); });
@@ -108,5 +108,18 @@ describe('AnalysisCache', () => {
     const b = cache.analyze('SELEC 1');
     expect(a.ok).toBe(false);
     expect(b).toBe(a);
+  });
+
+  it('analyzeCached uses the process-wide cache that configureAnalysisCache replaces', () => {
+    configureAnalysisCache({ maxBytes: 1024 * 1024 });
+    const sql = 'SELECT * FROM process_wide WHERE id = 1';
+    const a = analyzeCached(sql);
+    const b = analyzeCached(sql);
+    expect(b).toBe(a);
+    expect(analysisCacheStats()).toMatchObject({ hits: 1, misses: 1, maxBytes: 1024 * 1024 });
+    configureAnalysisCache({ maxBytes: 0 });
+    analyzeCached(sql);
+    analyzeCached(sql);
+    expect(analysisCacheStats()).toMatchObject({ hits: 0, misses: 2, entries: 0 });
   });
 });
