@@ -127,7 +127,8 @@ function relationsOf(f: StatementFacts): RelationName[] {
       out.push(r);
     }
   };
-  for (const u of f.relations) add(u.relation);
+  // A relation the statement creates does not exist yet (and is empty): it has no size, dependents or users.
+  for (const u of f.relations) if (u.role !== 'create') add(u.relation);
   for (const l of f.locks) add(l.relation);
   return out;
 }

@@ -5,6 +5,6 @@ export { PolicyError, loadPolicyFile, loadDefaultPolicy, defaultPolicyPath, pars
 export { BUILTIN_PROTECT_SCHEMA_ID, PROTECTED_SCHEMA } from './builtin.js';
 export { parseSearchPath } from './units.js';
 export { statementsOf } from './analysis.js';
-export { stateFromRecord } from './state.js';
+export { stateFromRecord, stateFromSnapshot, type PrefetchedUser } from './state.js';
 export type * from './types.js';
 export type { PolicySpec, RuleSpec, PolicyConfig, PrincipalsConfig, EffectName } from './schema.js';
