@@ -75,15 +75,26 @@ export async function startProxy(config: Config, log: Logger, hooks: ProxyHooks 
     route,
     gateFor: hooks.gateFor ? (info) => hooks.gateFor!(info, sessionById.get(info.sessionId)!) : undefined,
     virtualDatabase: hooks.virtualDatabase,
+    // Counted at the startup packet, not at accept: a CancelRequest must get through at the limit
+    // (PostgreSQL serves cancels before its own connection limit check).
+    admit: (s) => {
+      if (admitted.size >= config.limits.max_client_connections) return false;
+      admitted.add(s);
+      return true;
+    },
     onClose: (s) => {
       sessions.delete(s);
+      admitted.delete(s);
       sessionById.delete(s.id);
     },
   };
+  const admitted = new Set<Session>();
+  /** Sockets not yet past startup are bounded too (each lives at most limits.startup_timeout_ms). */
+  const maxSockets = config.limits.max_client_connections * 2 + 16;
   const sessionById = new Map<string, Session>();
 
   const server = net.createServer({ noDelay: true }, (socket) => {
-    if (sessions.size >= config.limits.max_client_connections) {
+    if (sessions.size >= maxSockets) {
       // A refused client may reset the connection: an 'error' without a listener would crash the process.
       socket.on('error', () => undefined);
       // Discard its input so its FIN is seen and the socket closes (a paused socket never ends, which

@@ -26,6 +26,8 @@ export interface SessionEnv {
   readonly maxMessageBytes: number;
   readonly maxStartupBytes: number;
   readonly startupTimeoutMs: number;
+  /** Admits a session at its startup packet; false when limits.max_client_connections is reached. */
+  admit(session: Session): boolean;
   /** Maps the client's database and user to the upstream (pgbouncer's [databases]). */
   route(database: string, user: string): Route;
   /** Gives the session its governance gate once the client is known (undefined: pass-through). */
@@ -118,6 +120,8 @@ export class Session {
   private upstreamKey?: { pid: number; secret: Buffer };
   private releaseKey?: () => void;
   private requestedMinor = 0;
+  /** SCRAM-SHA-256-PLUS was withheld from this client (upstream TLS): a 'y' binding flag cannot succeed. */
+  private withheldPlus = false;
   private negotiatedMinor?: number;
   /** Query/Sync/FunctionCall messages sent upstream, and ReadyForQuery messages seen: their difference is work in flight. */
   private sent = 0;
@@ -231,6 +235,10 @@ export class Session {
   }
 
   private async begin(protocol: number, params: Map<string, string>, early: Buffer): Promise<void> {
+    if (!this.env.admit(this)) {
+      this.fatal({ code: SqlState.TooManyConnections, message: 'sorry, too many clients already', hint: 'Raise limits.max_client_connections in pgairlock.yaml, or close idle connections.' });
+      return;
+    }
     this.phase = 'connecting';
     this.client.pause();
     const user = params.get('user')!;
@@ -297,6 +305,7 @@ export class Session {
       while (f.next()) {
         const type = f.type;
         if (this.phase !== 'ready') {
+          if (type === Frontend.Password && this.withheldPlus && this.refuseChannelBindingFlag(f.buf, f.start, f.end)) return;
           out.add(f.buf, f.start, f.end);
           continue;
         }
@@ -514,6 +523,7 @@ export class Session {
     }
     const kept = mechanisms.filter((m) => m !== SCRAM_PLUS);
     if (kept.length === mechanisms.length) return false;
+    this.withheldPlus = true;
     const body = Buffer.concat([...kept.map((m) => Buffer.from(`${m}\0`)), Buffer.of(0)]);
     const msg = Buffer.allocUnsafe(9 + body.length);
     msg[0] = Backend.Authentication;
@@ -521,6 +531,30 @@ export class Session {
     msg.writeInt32BE(AuthCode.SASL, 5);
     body.copy(msg, 9);
     out.addBuffer(msg);
+    return true;
+  }
+
+  /**
+   * A client on TLS that sees no -PLUS mechanism sends the SCRAM flag 'y' ("I could bind, the
+   * server cannot"); an upstream that can bind rejects that as a downgrade, and the flag is covered
+   * by the SCRAM proof, so it cannot be rewritten. Say what to do instead of relaying a puzzle.
+   */
+  private refuseChannelBindingFlag(buf: Buffer, start: number, end: number): boolean {
+    this.withheldPlus = false; // only the SASLInitialResponse (the first 'p') carries the flag
+    let mechanism: string;
+    let off: number;
+    try {
+      [mechanism, off] = readCString(buf, start + 5, end);
+    } catch {
+      return false;
+    }
+    if (mechanism !== 'SCRAM-SHA-256' || off + 4 >= end || buf[off + 4] !== 0x79 /* y */) return false;
+    this.fatal({
+      code: SqlState.InvalidAuthorizationSpecification,
+      message: 'SCRAM channel binding cannot work through pgairlock: TLS ends at pgairlock, so the client would bind to the wrong certificate',
+      detail: 'The client (libpq channel_binding=prefer over TLS) offered channel binding; the upstream server supports it and would reject the login as a downgrade.',
+      hint: 'Add channel_binding=disable to the connection string, or connect to pgairlock without TLS, or set upstream.sslmode: disable. See docs/proxy.md "SCRAM channel binding".',
+    });
     return true;
   }
 

@@ -191,12 +191,11 @@ describe.skipIf(!postgresAvailable())('authentication relayed through the proxy'
       await c.end();
     });
 
-    // KNOWN LIMITATION / BUG (reported to the lead): libpq's default channel_binding=prefer over TLS
-    // to the proxy, with TLS + SCRAM upstream, cannot work through a TLS-terminating relay: the client
-    // sees no -PLUS and sends gs2 flag 'y', which a TLS server rejects ("SCRAM channel binding
-    // negotiation error"), and the flag is covered by the SCRAM proof so the proxy cannot rewrite it.
-    // What the proxy can do is tell the client how to fix it; today the server's error has no such hint.
-    it.fails('with libpq’s default channel_binding=prefer the client is told to set channel_binding=disable', async () => {
+    // A documented limit (docs/proxy.md): libpq's default channel_binding=prefer over TLS to the proxy,
+    // with TLS + SCRAM upstream, cannot work through a TLS-terminating relay: the client sees no -PLUS
+    // and sends gs2 flag 'y', which a TLS server rejects, and the flag is covered by the SCRAM proof so
+    // the proxy cannot rewrite it. The proxy tells the client how to fix it instead.
+    it('with libpq’s default channel_binding=prefer the client is told to set channel_binding=disable', async () => {
       const proxy = await proxyWith({ url: cluster.url('postgres'), sslmode: 'require' }, { tls: { cert: clientCert.cert, key: clientCert.key } });
       const r = await psql(`postgresql://${USER}@127.0.0.1:${proxy.port}/${DB}?sslmode=require`, ['-A', '-t', '-c', 'SELECT 1'], {
         env: { PGPASSWORD: PASSWORD },
