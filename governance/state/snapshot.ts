@@ -394,9 +394,8 @@ function buildEdges(
     const prev = out.get(id);
     if (!prev || (prev.deptype === 'a' && deptype === 'n')) out.set(id, edge);
   }
-  return [...out.values()].sort((a, b) => {
-    const x = `${a.referenced}\0${a.column ?? ''}\0${a.dependent}`;
-    const y = `${b.referenced}\0${b.column ?? ''}\0${b.dependent}`;
-    return x < y ? -1 : x > y ? 1 : 0;
-  });
+  // Sort keys computed once (not in the comparator): this runs over tens of thousands of edges.
+  const keyed = [...out.values()].map((e) => ({ e, k: `${e.referenced}\0${e.column ?? ''}\0${e.dependent}` }));
+  keyed.sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0));
+  return keyed.map((x) => x.e);
 }
