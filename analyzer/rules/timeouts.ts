@@ -36,7 +36,14 @@ function lockHeavy(stmt: Node, ctx: ScriptContext): string | undefined {
   const existing = (rv: unknown) => rv !== undefined && !createdEarlier(ctx, rv);
   const alter = as(stmt, 'AlterTableStmt');
   if (alter) {
-    if (!existing(alter.relation)) return undefined;
+    if (!existing(alter.relation)) {
+      // A new table's new foreign key still takes SHARE ROW EXCLUSIVE on the (existing) referenced table.
+      const refs = list(alter.cmds)
+        .map((c) => as(as(c, 'AlterTableCmd')?.def, 'Constraint'))
+        .filter((k) => k?.contype === 'CONSTR_FOREIGN' && existing(k.pktable))
+        .map((k) => display(k?.pktable));
+      return refs.length > 0 ? `Adding a foreign key takes a SHARE ROW EXCLUSIVE lock on ${refs.join(', ')}` : undefined;
+    }
     const cmds = list(alter.cmds).map((c) => as(c, 'AlterTableCmd'));
     // DETACH PARTITION CONCURRENTLY (SHARE UPDATE EXCLUSIVE, two transactions) and VALIDATE CONSTRAINT
     // (SHARE UPDATE EXCLUSIVE) do not block readers or writers.
