@@ -397,7 +397,9 @@ const STATEMENTS: Record<string, Handler> = {
     else c.walk(n.query, undefined);
     c.addHidden(matview ? 'CREATE MATERIALIZED VIEW runs its query and stores the rows' : 'CREATE TABLE AS runs its query and stores the rows');
     const drop = matview ? 'DROP MATERIALIZED VIEW' : 'DROP TABLE';
-    return r('ddl', matview ? 'CREATE MATERIALIZED VIEW' : 'CREATE TABLE AS', name && !n.if_not_exists ? { inverse: `${drop} ${quoteRelation(name)}` } : {});
+    // The server answers "SELECT n" when the query ran, the statement's own tag WITH NO DATA.
+    const tag = n.into?.skipData ? (matview ? 'CREATE MATERIALIZED VIEW' : 'CREATE TABLE AS') : 'SELECT';
+    return r('ddl', tag, name && !n.if_not_exists ? { inverse: `${drop} ${quoteRelation(name)}` } : {});
   },
   ViewStmt: (c, n) => {
     const name = rangeVarName(n.view);
