@@ -191,12 +191,13 @@ export class AuditLog {
         }
       }
       const id = randomUUID();
-      const body = decisionBody(input, { redact: this.config.redact_literals, writeAhead: true, walLsn });
       try {
+        const body = decisionBody(input, { redact: this.config.redact_literals, writeAhead: true, walLsn });
         await this.append(id, time, 'decision', body, 'change');
       } catch (err) {
         this.metrics.refused.inc({ class: 'change' });
-        throw err;
+        // Whatever went wrong, the caller must see a refusal it can send (fail closed).
+        throw err instanceof AuditUnavailableError ? err : new AuditUnavailableError('change', err);
       }
       return { id, committed: true, change: true, sessionId: input.session.sessionId, principal: input.session.principal.name };
     }
@@ -210,13 +211,21 @@ export class AuditLog {
       return this.aggregate(input, time);
     }
     const id = randomUUID();
-    const body = decisionBody(input, { redact: this.config.redact_literals, writeAhead: false, walLsn: null });
+    let body;
+    try {
+      body = decisionBody(input, { redact: this.config.redact_literals, writeAhead: false, walLsn: null });
+    } catch (err) {
+      if (refuse) { this.metrics.refused.inc({ class: 'read' }); throw new AuditUnavailableError('read', err); }
+      this.logger?.error({ err }, 'audit: could not build a read\'s decision record');
+      this.lost('decision', 'build_error', 1);
+      return { id, committed: false, change: false, sessionId: input.session.sessionId, principal: input.session.principal.name };
+    }
     if (refuse) {
       try {
         await this.append(id, time, 'decision', body, 'read');
       } catch (err) {
         this.metrics.refused.inc({ class: 'read' });
-        throw err;
+        throw err instanceof AuditUnavailableError ? err : new AuditUnavailableError('read', err);
       }
       return { id, committed: true, change: false, sessionId: input.session.sessionId, principal: input.session.principal.name };
     }
@@ -498,9 +507,15 @@ export class AuditLog {
     });
   }
 
+  private lostLoggedAt = new Map<string, number>();
+
+  /** Counts records that will never be written; logs at most once per reason every 10 s (no log floods). */
   private lost(kind: RecordKind, reason: string, n: number): void {
     this.metrics.lost.inc({ kind, reason }, n);
-    this.logger?.error({ kind, reason, n }, 'audit: record lost');
+    const now = Date.now();
+    if (now - (this.lostLoggedAt.get(reason) ?? 0) < 10_000) return;
+    this.lostLoggedAt.set(reason, now);
+    this.logger?.error({ kind, reason, n }, 'audit: record(s) lost; see pgairlock_audit_records_lost_total');
   }
 
   private noteFailure(err: unknown): void {
