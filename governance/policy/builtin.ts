@@ -49,6 +49,13 @@ function touchesProtected(f: StatementFacts, env: EvalEnv): string | undefined {
   if (f.setting?.name === 'search_path' && f.setting.value !== undefined && parseSearchPath(f.setting.value).includes(PROTECTED_SCHEMA)) {
     return `it puts ${PROTECTED_SCHEMA} on the search_path`;
   }
+  // set_config('search_path', ...) changes the path where the session layer cannot see the new value, so a
+  // later unqualified name could reach pgairlock.*: refused (fail closed), as is set_config with a setting
+  // named at run time. The analyzer says which setting in its opaque reasons (pinned by test/policy/builtin.test.ts).
+  if (f.functions.some((fn) => fn.name === 'set_config' && (fn.schema === undefined || fn.schema === 'pg_catalog'))) {
+    const why = f.opaque.find((o) => o.startsWith('set_config(') && (o.includes("'search_path'") || o.includes('named at run time')));
+    if (why) return `${why}, where pgairlock cannot follow the search_path (use SET search_path instead)`;
+  }
   return undefined;
 }
 

@@ -52,3 +52,21 @@ describe('builtin-protect-pgairlock-schema', () => {
     expect(parseSearchPath('')).toEqual([]);
   });
 });
+
+describe('builtin invariant with the real analyzer', () => {
+  it('refuses set_config of search_path (any value) and of a setting named at run time, for a DBA too', async () => {
+    const { analyze, loadAnalyzer } = await import('../../analyzer/index.js');
+    const { statementsOf } = await import('../../governance/policy/analysis.js');
+    await loadAnalyzer();
+    const run = (sql: string) => decide(allowAll, statementsOf(analyze(sql)), { principal: dba });
+    refused(run("SELECT set_config('search_path', 'pgairlock', false)"));
+    refused(run("SELECT set_config('search_path', 'public', true)"));
+    refused(run('SELECT set_config($1, $2, false)'));
+    expect(run("SELECT set_config('app.user_id', '42', true)").effect).toBe('allow');
+    refused(run('SET search_path = PgAirlock, public'));
+    refused(run('ALTER TABLE t SET SCHEMA pgairlock'));
+    refused(run('CREATE VIEW v AS SELECT * FROM pgairlock.audit'));
+    refused(run('SELECT 1::pgairlock.t'));
+    expect(run('SET search_path = app, public').effect).toBe('allow');
+  });
+});
