@@ -1,4 +1,4 @@
-import { as, hasOption, list, num, str, type Node } from './ast.js';
+import { as, hasOption, list, names, num, str, type Node } from './ast.js';
 import { createdEarlier, display, type RuleFamily } from './family.js';
 import type { ScriptContext } from '../types.js';
 
@@ -61,6 +61,9 @@ function lockHeavy(stmt: Node, ctx: ScriptContext): string | undefined {
   if (drop) {
     const t = str(drop.removeType);
     if (t === 'OBJECT_INDEX' && drop.concurrent === true) return undefined;
+    // Dropping only objects created earlier in the script locks nothing anyone else uses.
+    const dropped = list(drop.objects).map((o) => names(as(o, 'List')?.items).join('.'));
+    if (dropped.length > 0 && dropped.every((n) => ctx.createdRelations.has(n))) return undefined;
     if (t === 'OBJECT_TABLE' || t === 'OBJECT_INDEX' || t === 'OBJECT_VIEW' || t === 'OBJECT_MATVIEW' || t === 'OBJECT_TRIGGER') {
       return `DROP ${(t ?? '').slice('OBJECT_'.length)} takes an ACCESS EXCLUSIVE lock`;
     }

@@ -180,6 +180,7 @@ const CASES: readonly Case[] = [
   ['new table with FK locks the referenced table', 'CREATE TABLE n (u bigint REFERENCES users (id));', ['missing-lock-timeout'], [], { lt: false }],
   ['FK from a new table locks the existing referenced one', 'CREATE TABLE n (u bigint); ALTER TABLE n ADD FOREIGN KEY (u) REFERENCES users (id);', ['missing-lock-timeout'], ['add-foreign-key-without-not-valid'], { lt: false }],
   ['FK between two new tables', 'CREATE TABLE m (id bigint PRIMARY KEY); CREATE TABLE n (u bigint); ALTER TABLE n ADD FOREIGN KEY (u) REFERENCES m (id);', [], ['missing-lock-timeout'], { lt: false }],
+  ['dropping a table created in the script needs no lock_timeout', 'CREATE TABLE n (a bigint); DROP TABLE n;', [], ['missing-lock-timeout'], { lt: false }],
   ['new table without FK', 'CREATE TABLE n (u bigint);', [], ['missing-lock-timeout'], { lt: false }],
   // prefer-bigint
   ['int column', 'CREATE TABLE app.n (a int);', ['prefer-bigint'], []],
