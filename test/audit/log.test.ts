@@ -172,6 +172,21 @@ describe.runIf(postgresAvailable())('AuditLog writer', () => {
     } finally { await log.close(); }
   });
 
+  it('bounds memory: beyond max_queue reads are dropped (counted) and changes refused', async () => {
+    const registry = new client.Registry();
+    const log = await AuditLog.open({ databaseUrl: db.url, instance: 'queue', registry, config: { max_queue: 100, reads: { group_commit_ms: 10_000, max_batch: 500, aggregate: false, aggregate_interval_ms: 10_000 } } });
+    try {
+      for (let i = 0; i < 130; i++) await log.recordDecision(allowRead());
+      expect(log.health().queued).toBe(100);
+      await expect(log.recordDecision(allowUpdate())).rejects.toMatchObject({ sqlstate: '58000', detail: expect.stringContaining('audit queue full') });
+      const lost = await registry.getSingleMetricAsString('pgairlock_audit_records_lost_total');
+      expect(lost).toContain('pgairlock_audit_records_lost_total{kind="decision",reason="queue_full"} 30');
+      await log.flush();
+      expect((await db.query(`SELECT count(*)::int AS n FROM pgairlock.audit_log WHERE instance = 'queue'`)).rows[0]).toEqual({ n: 100 });
+      expect((await log.recordDecision(allowUpdate())).committed).toBe(true);
+    } finally { await log.close(); }
+  });
+
   it('refuses a second live writer of the same chain', async () => {
     const a = await AuditLog.open({ databaseUrl: db.url, instance: 'lockme' });
     try {
