@@ -88,6 +88,20 @@ const SAFE = [
   'pg_advisory_unlock_all', 'pg_sleep', 'pg_sleep_for', 'pg_sleep_until',
   // sequences: recorded as relation uses (see SEQUENCE_FUNCTIONS)
   'nextval', 'currval', 'setval', 'lastval',
+  // functions the grammar itself emits for SQL syntax (SIMILAR TO, COLLATION FOR, SYSTEM_USER ...)
+  'similar_to_escape', 'like_escape', 'pg_collation_for', 'system_user', 'xmlconcat', 'xmlexists',
+  // type-named conversion functions and range constructors
+  'date', 'time', 'timetz', 'timestamp', 'timestamptz', 'interval', 'bool', 'float4', 'int2', 'varchar',
+  'bpchar', 'name', 'uuid', 'json', 'jsonb', 'bytea', 'inet', 'cidr', 'money', 'regclass', 'int4range',
+  'int8range', 'numrange', 'tsrange', 'tstzrange', 'daterange', 'int4multirange', 'int8multirange',
+  'nummultirange', 'tsmultirange', 'tstzmultirange', 'datemultirange', 'upper_inf', 'lower_inf',
+  'has_any_column_privilege', 'has_type_privilege', 'has_tablespace_privilege', 'has_foreign_data_wrapper_privilege',
+  'has_server_privilege', 'has_language_privilege', 'has_parameter_privilege', 'array_sample', 'array_shuffle',
+  'array_reverse', 'array_sort', 'trim_array', 'json_array', 'json_agg_strict', 'jsonb_agg_strict',
+  // common extension functions that only compute a value (uuid-ossp, pgcrypto, unaccent, pg_trgm)
+  'uuid_generate_v1', 'uuid_generate_v1mc', 'uuid_generate_v3', 'uuid_generate_v4', 'uuid_generate_v5',
+  'uuid_nil', 'digest', 'hmac', 'crypt', 'gen_salt', 'gen_random_bytes', 'unaccent', 'show_trgm',
+  'strict_word_similarity',
   // built-in trigger functions
   'suppress_redundant_updates_trigger', 'tsvector_update_trigger', 'tsvector_update_trigger_column',
 ];
