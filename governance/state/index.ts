@@ -16,3 +16,4 @@ export {
 export { readStatementStats, tableUsesFromStats, type StatementStat, type StatementStatsResult, type TableUseFromStats } from './pg-stat-statements.js';
 export { loadSnapshotFile, parseSnapshotJson } from './file.js';
 export { catalogStateFromConfig, usageIndexFromConfig, type CatalogStateWiring } from './from-config.js';
+export { driftAuditInputs } from './drift-audit.js';

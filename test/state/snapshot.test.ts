@@ -2,7 +2,7 @@ import { Registry } from 'prom-client';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { postgresAvailable, useTestDatabase } from '../harness/db.js';
 import {
-  CatalogState, checkExpected, computeImpact, connectByUrl, dependentsOf, describeChain, diffSnapshots, explainRowEstimate,
+  CatalogState, checkExpected, computeImpact, connectByUrl, dependentsOf, describeChain, diffSnapshots, driftAuditInputs, explainRowEstimate,
   readSnapshot, type CatalogObject, type CatalogSnapshot, type DriftEvent,
 } from '../../governance/state/index.js';
 import { facts, FIXTURE_ROWS_SQL, FIXTURE_SQL, withClient } from './helpers.js';
@@ -231,6 +231,11 @@ describe.runIf(postgresAvailable())('CatalogState: refresh, drift, expected sche
       expect(events).toHaveLength(1);
       expect(events[0]?.diff.changed.map((c) => c.key)).toEqual(['view:public.paid_orders']);
       expect(events[0]?.diff.changed[0]?.lines?.added.join('\n')).toContain('total > 0');
+      const audit = driftAuditInputs(events[0]!);
+      expect(audit).toHaveLength(1);
+      expect(audit[0]).toMatchObject({ database: db.name, object: 'public.paid_orders', expectedVersion: events[0]?.diff.changed[0]?.before, actualVersion: events[0]?.diff.changed[0]?.after });
+      expect(audit[0]?.detail).toContain('view public.paid_orders changed outside pgairlock');
+      expect(audit[0]?.detail).toContain('total > 0');
       const counter = await registry.getSingleMetric('pgairlock_schema_drift_total')?.get();
       expect(counter?.values.find((v) => v.labels.database === db.name)?.value).toBe(1);
 
