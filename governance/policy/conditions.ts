@@ -326,6 +326,18 @@ function compileStateConditions(s: StateSpec): UnitCondition[] {
       }),
     );
   }
+  if (s.min_estimated_rows !== undefined) {
+    const n = s.min_estimated_rows;
+    out.push({
+      key: 'state.min_estimated_rows',
+      unknownWhenUnparsed: 'its row estimate is unknown (the statement could not be parsed)',
+      test: ({ facts }, env) => {
+        const est = env.state?.estimatedRows?.(facts);
+        if (est === undefined) return unknown(`its row estimate is unknown: no planner estimate was available for this ${facts.commandTag}`);
+        return est >= n ? yes(`the planner estimates ${est} rows (at least ${n})`) : no(`the planner estimates ${est} rows, fewer than ${n}`);
+      },
+    });
+  }
   if (s.drift !== undefined) {
     const wanted = s.drift;
     out.push({

@@ -60,6 +60,8 @@ export const stateConditionSchema = z.strictObject({
   has_dependents: z.boolean().optional(),
   /** Some relation the statement touches was used by another principal within this duration. */
   used_by_others_within: duration.optional(),
+  /** The planner estimates the statement (DML) changes or returns at least this many rows (EXPLAIN without ANALYZE). */
+  min_estimated_rows: z.number().int().min(0).optional(),
   /** The session's expected schema differs from the live one (drift) or not. */
   drift: z.boolean().optional(),
 });

@@ -10,11 +10,13 @@ import { expandSearchPath } from './units.js';
  */
 export function stateFromRecord(
   relations: Readonly<Record<string, RelationState>>,
-  options: { readonly drift?: boolean; readonly searchPath?: readonly string[]; readonly user?: string } = {},
+  options: { readonly drift?: boolean; readonly searchPath?: readonly string[]; readonly user?: string; readonly estimatedRows?: number } = {},
 ): StateFacts {
   const path = expandSearchPath(options.searchPath, options.user);
+  const est = options.estimatedRows;
   return {
     ...(options.drift !== undefined ? { drift: options.drift } : {}),
+    ...(est !== undefined ? { estimatedRows: () => est } : {}),
     relation(name: RelationName): RelationState | undefined {
       if (name.schema !== undefined) return relations[`${name.schema}.${name.name}`];
       for (const s of path.length ? path : ['public']) {

@@ -26,6 +26,11 @@ export interface RelationState {
 export interface StateFacts {
   /** The live state of a relation as named in the SQL (resolve unqualified names with the session's search_path). */
   relation(name: RelationName): RelationState | undefined;
+  /**
+   * The planner's row estimate for one statement (EXPLAIN without ANALYZE, bound parameters included), when
+   * the caller ran one; undefined = unknown. Called only for rules with `state.min_estimated_rows`.
+   */
+  estimatedRows?(statement: StatementFacts): number | undefined;
   /** The session declared an expected schema and it differs from the live one (undefined: no expectation known). */
   readonly drift?: boolean;
 }

@@ -195,3 +195,16 @@ describe('real-state conditions (issue 7 extension point)', () => {
     expect(decide(p, [stmt], { principal: developer }).effect).toBe('hold');
   });
 });
+
+describe('state.min_estimated_rows', () => {
+  const del = facts({ kind: 'write', commandTag: 'DELETE', relations: [{ relation: { name: 'orders' }, role: 'write' }] });
+  const p = denyWhen({ state: { min_estimated_rows: 1000 } });
+  it('met, not met, unknown', () => {
+    expect(decide(p, [del], { state: stateFromRecord({}, { estimatedRows: 5000 }) }).effect).toBe('deny');
+    expect(verdict(decide(p, [del], { state: stateFromRecord({}, { estimatedRows: 5000 }) }), 'r').reason).toContain('the planner estimates 5000 rows');
+    expect(decide(p, [del], { state: stateFromRecord({}, { estimatedRows: 10 }) }).effect).toBe('allow');
+    const u = decide(p, [del], { state: stateFromRecord({}) });
+    expect(u.effect).toBe('deny');
+    expect(verdict(u, 'r').unknown[0]).toContain('no planner estimate');
+  });
+});
