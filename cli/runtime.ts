@@ -1,52 +1,57 @@
-import os from 'node:os';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { loadAnalyzer } from '../analyzer/index.js';
-import { createApprovalService, type ApprovalService } from '../governance/approvals/index.js';
-import { controlDatabaseUrl } from '../governance/audit/control.js';
+import { approvalAuditEvent, createApprovalService, type ApprovalService } from '../governance/approvals/index.js';
+import { controlDatabaseUrl, instanceName } from '../governance/audit/control.js';
 import { AuditLog } from '../governance/audit/log.js';
+import { AuditQuery } from '../governance/audit/query.js';
 import type { Config } from '../governance/config/schema.js';
-import { policyFromConfig } from '../governance/policy/load.js';
 import type { CompiledPolicy } from '../governance/policy/compile.js';
+import { policyFromConfig } from '../governance/policy/load.js';
 import { compilePrincipals, type PrincipalResolver } from '../governance/principals.js';
+import { allChanges } from '../governance/state/diff.js';
+import { catalogStateFromConfig } from '../governance/state/from-config.js';
+import { connectByUrl, type CatalogState } from '../governance/state/service.js';
+import type { McpGovernance } from '../mcp/core.js';
+import { startMcpHttp, type McpHttpServer } from '../mcp/http.js';
 import { AdminConsole, CONSOLE_DATABASE, type SessionRow } from '../proxy/console/console.js';
 import { DecisionServices } from '../proxy/gate/decision-services.js';
 import { GovernedGate } from '../proxy/gate/governed-gate.js';
 import { startProxy, type ProxyHooks, type ProxyServer } from '../proxy/server.js';
 import type { Session, SessionInfo } from '../proxy/session.js';
-import { consoleAudit } from './console-audit.js';
+import { consoleAudit, type ConsoleAudit } from './console-audit.js';
 
 /**
- * The composition root: builds the governance core (policy, principals, audit, approvals) from
- * config and hands the proxy its hooks. Everything here is wiring; the logic lives in the modules.
+ * The composition root: builds the governance core (policy, principals, audit, approvals, catalog
+ * state) from config, and the two front doors onto it (the wire proxy, the MCP server). Everything
+ * here is wiring; the logic lives in the modules it connects.
  */
-export interface Runtime {
-  readonly proxy: ProxyServer;
-  readonly policy: CompiledPolicy;
+export interface Governance extends McpGovernance {
   readonly principals: PrincipalResolver;
   readonly audit?: AuditLog;
-  readonly approvals?: ApprovalService;
+  readonly auditView?: ConsoleAudit;
   close(): Promise<void>;
 }
 
-export interface RuntimeOptions {
-  /** Skip the audit trail (tests of other parts; `audit.enabled: false`). */
+export interface GovernanceOptions {
+  /** Start without the audit trail (same as `audit.enabled: false`). */
   readonly audit?: boolean;
 }
 
-export async function startRuntime(config: Config, log: Logger, opts: RuntimeOptions = {}): Promise<Runtime> {
+export async function openGovernance(config: Config, log: Logger, opts: GovernanceOptions = {}): Promise<Governance> {
   await loadAnalyzer();
-  const policy = policyFromConfig(config.policy);
+  const policy: CompiledPolicy = policyFromConfig(config.policy);
   const principals = compilePrincipals(config.principals);
-  const instance = config.instance ?? `${os.hostname()}:${process.pid}`;
-  log.info({ policy: policy.source, rules: policy.rules.length, instance }, 'policy loaded');
+  log.info({ policy: policy.source, rules: policy.rules.length, instance: instanceName(config) }, 'policy loaded');
 
   let audit: AuditLog | undefined;
-  let auditView: ReturnType<typeof consoleAudit> | undefined;
+  let auditView: ConsoleAudit | undefined;
+  let auditQuery: AuditQuery | undefined;
   if (config.audit.enabled && opts.audit !== false) {
     const controlUrl = controlDatabaseUrl(config);
-    audit = await AuditLog.open({ databaseUrl: controlUrl, instance, config: config.audit, logger: log });
+    audit = await AuditLog.open({ databaseUrl: controlUrl, instance: instanceName(config), config: config.audit, logger: log });
     auditView = consoleAudit(controlUrl);
+    auditQuery = new AuditQuery(controlUrl);
     const recovered = await audit.recoverOrphans().catch((err: unknown) => {
       log.warn({ err }, 'audit: orphan recovery failed');
       return undefined;
@@ -54,27 +59,19 @@ export async function startRuntime(config: Config, log: Logger, opts: RuntimeOpt
     if (recovered?.recovered.length) log.warn({ count: recovered.recovered.length }, 'audit: recorded unknown outcomes for decisions of a previous run');
   }
 
-  const approvals = createApprovalService(config, {
+  const approvals: ApprovalService = createApprovalService(config, {
     onEvent: (req, ev) => {
       if (!audit) return;
-      const by = 'by' in ev && ev.by ? { name: ev.by.name, roles: ev.by.roles } : req.requester;
       void audit
-        .recordApprovalEvent({
-          event: ev.type,
-          changeId: req.id,
-          actor: by,
-          comment: 'comment' in ev ? (ev.comment ?? null) : 'reason' in ev ? ev.reason : null,
-          fingerprint: req.fingerprint,
-          sqlHash: req.textHash,
-          database: req.database,
-        })
+        .recordApprovalEvent(approvalAuditEvent(req, ev))
         .catch((err: unknown) => log.warn({ err, change: req.id }, 'audit: could not record an approval event'));
     },
   });
   const stopSweep = approvals.startExpirySweep((err) => log.warn({ err }, 'approvals: expiry sweep failed'));
 
+  const upstreamUrl = config.upstream.url;
   // pg_current_wal_lsn() is server-wide: one service connection per upstream server is enough.
-  const walPool = config.upstream.url ? new pg.Pool({ connectionString: config.upstream.url, max: 1, idleTimeoutMillis: 30_000 }) : undefined;
+  const walPool = upstreamUrl ? new pg.Pool({ connectionString: upstreamUrl, max: 1, idleTimeoutMillis: 30_000, application_name: 'pgairlock-wal' }) : undefined;
   walPool?.on('error', (err) => log.debug({ err: err.message }, 'WAL position pool error'));
   const walLsn = walPool
     ? async () => {
@@ -83,17 +80,73 @@ export async function startRuntime(config: Config, log: Logger, opts: RuntimeOpt
       }
     : undefined;
 
-  const approveHint = (id: string) => `An approver runs: psql -h <pgairlock> -p <port> -U <approver> ${CONSOLE_DATABASE} -c "APPROVE ${id};" (or: pgairlock changes approve ${id}).`;
-  const services = new DecisionServices({ audit, approvals, walLsn, approveHint });
-  const gates = new WeakMap<Session, GovernedGate>();
+  let catalog: CatalogState | undefined;
+  if (config.state.enabled && upstreamUrl) {
+    catalog = catalogStateFromConfig(config, {
+      connect: connectByUrl(upstreamUrl, { application_name: 'pgairlock-catalog' }),
+      onDrift: (ev) => {
+        const changes = allChanges(ev.diff);
+        log.warn({ database: ev.database, objects: changes.length }, 'schema changed outside pgairlock (drift)');
+        for (const ch of changes) {
+          audit?.recordDrift({ database: ev.database, object: ch.name, expectedVersion: ch.before ?? null, actualVersion: ch.after ?? null, detail: `${ch.kind} ${ch.change} outside pgairlock` });
+        }
+      },
+      onError: (database, err) => log.warn({ database, err }, 'catalog refresh failed'),
+    });
+  }
 
+  const approveHint = (id: string) =>
+    `An approver runs: psql -h <pgairlock> -p <port> -U <approver> ${CONSOLE_DATABASE} -c "APPROVE ${id};" (or: pgairlock changes approve ${id}).`;
+  const services = new DecisionServices({
+    audit,
+    approvals,
+    walLsn,
+    approveHint,
+    onDdlForwarded: catalog ? (ctx) => catalog.onDdl(ctx.info.database) : undefined,
+  });
+
+  return {
+    config,
+    log,
+    policy: () => policy,
+    principals,
+    services,
+    approvals,
+    audit,
+    auditView,
+    auditQuery,
+    catalog,
+    async close() {
+      stopSweep();
+      await approvals.store.close();
+      await catalog?.stop();
+      await auditView?.close();
+      await auditQuery?.close();
+      await audit?.close();
+      await walPool?.end();
+    },
+  };
+}
+
+export interface Runtime {
+  readonly governance: Governance;
+  readonly proxy: ProxyServer;
+  readonly mcp?: McpHttpServer;
+  /** Stops the front doors (graceful proxy shutdown), then the governance core. */
+  close(): Promise<void>;
+}
+
+/** `pgairlock start`: the governance core, the wire proxy, and (unless disabled) MCP over HTTP. */
+export async function startRuntime(config: Config, log: Logger, opts: GovernanceOptions = {}): Promise<Runtime> {
+  const gov = await openGovernance(config, log, opts);
+  const gates = new WeakMap<Session, GovernedGate>();
   const hooks: ProxyHooks = {
     gateFor(info: SessionInfo, session: Session) {
-      const resolved = principals.resolve({ user: info.user, database: info.database, applicationName: info.applicationName, clientAddress: info.clientAddress });
-      const gate = new GovernedGate(info, resolved.principal, session.log, session, { policy: () => policy, environment: config.environment, services });
+      const resolved = gov.principals.resolve({ user: info.user, database: info.database, applicationName: info.applicationName, clientAddress: info.clientAddress });
+      const gate = new GovernedGate(info, resolved.principal, session.log, session, { policy: gov.policy, environment: config.environment, services: gov.services });
       gates.set(session, gate);
       session.log.info({ principal: resolved.principal.name, roles: resolved.principal.roles, matchedBy: resolved.matchedBy }, 'principal resolved');
-      audit?.recordSessionStart({
+      gov.audit?.recordSessionStart({
         sessionId: info.sessionId,
         principal: resolved.principal,
         databaseUser: info.user,
@@ -106,30 +159,32 @@ export async function startRuntime(config: Config, log: Logger, opts: RuntimeOpt
     },
     virtualDatabase(session: Session, info: SessionInfo) {
       if (info.database !== CONSOLE_DATABASE) return undefined;
-      const resolved = principals.resolve({ user: info.user, database: info.database, applicationName: info.applicationName, clientAddress: info.clientAddress });
+      const resolved = gov.principals.resolve({ user: info.user, database: info.database, applicationName: info.applicationName, clientAddress: info.clientAddress });
       return new AdminConsole(session, resolved.principal, {
-        approvals,
-        auditRecent: auditView ? (limit) => auditView.recent(limit) : undefined,
+        approvals: gov.approvals,
+        auditRecent: gov.auditView ? (limit) => gov.auditView!.recent(limit) : undefined,
         sessions: () => sessionRows(proxy, gates),
         log: session.log,
       });
     },
   };
-  const proxy = await startProxy(config, log, hooks, { [CONSOLE_DATABASE]: config.console.auth_database });
-
+  let proxy: ProxyServer;
+  let mcp: McpHttpServer | undefined;
+  try {
+    proxy = await startProxy(config, log, hooks, { [CONSOLE_DATABASE]: config.console.auth_database });
+    if (config.mcp.enabled) mcp = await startMcpHttp(gov, config);
+  } catch (err) {
+    await gov.close();
+    throw err;
+  }
   return {
+    governance: gov,
     proxy,
-    policy,
-    principals,
-    audit,
-    approvals,
+    mcp,
     async close() {
+      await mcp?.close();
       await proxy.shutdown();
-      stopSweep();
-      await approvals.store.close?.();
-      await auditView?.close();
-      await audit?.close();
-      await walPool?.end();
+      await gov.close();
     },
   };
 }

@@ -80,6 +80,38 @@ export const configSchema = z.strictObject({
       auth_database: z.string().min(1).default('postgres'),
     })
     .prefault({}),
+  /** The MCP server (mcp/, docs/mcp.md): Streamable HTTP in `pgairlock start`, stdio via `pgairlock mcp`. */
+  mcp: z
+    .strictObject({
+      /** Serve MCP over HTTP beside the proxy. */
+      enabled: z.boolean().default(true),
+      listen: hostPort.default('127.0.0.1:6433'),
+      path: z.string().startsWith('/').default('/mcp'),
+      /** Bearer tokens, stored as sha256 hex of the token (never the token itself). */
+      tokens: z
+        .array(
+          z.strictObject({
+            sha256: z.string().length(64).regex(/^[0-9a-f]{64}$/, 'lower-case hex sha256 of the token'),
+            /** The principal this token acts as (audit, policy, approvals). */
+            principal: z.string().min(1),
+            roles: z.array(z.string().min(1)).min(1),
+            /** Name of an environment variable holding the postgres URL (credentials) this principal's SQL runs with. */
+            database_url_env: z.string().min(1).optional(),
+          }),
+        )
+        .default([]),
+      /** Identity of `pgairlock mcp` (stdio); --principal/--roles override. */
+      stdio: z
+        .strictObject({ principal: z.string().min(1).default('mcp-local'), roles: z.array(z.string().min(1)).min(1).default(['agent']), database_url_env: z.string().min(1).optional() })
+        .prefault({}),
+      /** Roles that may approve and reject through MCP (the approval service still checks each request's roles). */
+      approver_roles: z.array(z.string().min(1)).default(['dba', 'release-manager']),
+      /** Most rows run_sql returns (the rest are counted, not sent). */
+      max_rows: z.number().int().min(1).max(100_000).default(1_000),
+      /** A tool's statement runs at most this long (statement_timeout). */
+      statement_timeout_ms: z.number().int().min(100).default(60_000),
+    })
+    .prefault({}),
   /** Name of this proxy instance (audit chain id); default: hostname and pid. */
   instance: z.string().min(1).optional(),
   /** Audit trail (governance/audit, docs/audit.md; keys documented in docs/configuration.md "audit"). */

@@ -1,4 +1,4 @@
-import type { ApprovalService, ChangeRequest } from '../../governance/approvals/index.js';
+import { requirementsFromHoldSpec, type ApprovalService, type ChangeRequest } from '../../governance/approvals/index.js';
 import type { AuditLog } from '../../governance/audit/log.js';
 import { summarizeFacts } from '../../governance/audit/build.js';
 import type { ApprovalRef, DecisionReceipt, DecisionSummary, SessionInfo as AuditSession } from '../../governance/audit/types.js';
@@ -95,11 +95,12 @@ export class DecisionServices implements GateServices {
         fingerprint: stmt.analysis.ok ? (stmt.analysis.statements[0]?.fingerprint ?? '') : '',
         facts: JSON.parse(JSON.stringify(facts)),
         rules: d.verdicts.filter((v) => v.matched && v.effect === 'hold').map((v) => ({ rule: v.id, reason: v.reason })),
-        required: { count: d.holdSpec.approvals, roles: [...d.holdSpec.approverRoles] },
-        mode: d.holdSpec.mode,
+        requirements: requirementsFromHoldSpec(d.holdSpec),
+        ttlMs: d.holdSpec.timeoutMs,
+        mode: ctx.frontDoor === 'mcp' ? 'defer' : d.holdSpec.mode,
       });
       this.audit(ctx, stmt, { ...summary(d), mode: d.holdSpec.mode, change_id: req.id }, false);
-      if (d.holdSpec.mode === 'defer') {
+      if (d.holdSpec.mode === 'defer' || ctx.frontDoor === 'mcp') {
         return { action: 'refuse', error: this.heldError(d, req, 'deferred') };
       }
       ctx.notify({
@@ -212,7 +213,7 @@ export function auditSession(ctx: GateContext): AuditSession {
     applicationName: ctx.info.applicationName || null,
     clientAddress: ctx.info.clientAddress,
     database: ctx.info.database,
-    source: 'wire',
+    source: ctx.frontDoor,
   };
 }
 

@@ -59,6 +59,8 @@ export interface GateContext {
   notify(notice: PgErrorFields): void;
   /** A signal for one wait; aborted when the client cancels (CancelRequest) or disconnects. */
   waitSignal(): AbortSignal;
+  /** Which front door: the wire proxy, or MCP (which never blocks on a hold: wait becomes defer). */
+  readonly frontDoor: 'wire' | 'mcp';
 }
 
 /** The parts of the wire session the gate uses. */
@@ -124,6 +126,7 @@ export class GovernedGate implements SessionGate {
     log: Logger,
     session: GatedSession,
     private readonly deps: GateDeps,
+    frontDoor: 'wire' | 'mcp' = 'wire',
   ) {
     let waiting: AbortController | undefined;
     this.abortWait = () => waiting?.abort();
@@ -139,6 +142,7 @@ export class GovernedGate implements SessionGate {
         waiting = new AbortController();
         return waiting.signal;
       },
+      frontDoor,
     };
   }
 
@@ -221,12 +225,21 @@ export class GovernedGate implements SessionGate {
     } else if (type === Backend.ErrorResponse) {
       head.error = readError(buf, start, end);
     } else if (type === Backend.ReadyForQuery) {
-      // A simple Query ends at its ReadyForQuery; an extended statement at the Sync's (one per batch here).
-      const done = this.inFlight.splice(0, this.inFlight.length);
-      const now = performance.now();
-      for (const f of done) {
-        this.deps.services?.onOutcome?.(this.ctx, { stmt: f.stmt, commandTags: f.tags, error: f.error, durationMs: now - f.started });
-      }
+      this.completeOutcomes();
+    }
+  }
+
+  /**
+   * Everything forwarded so far has been answered: a simple Query ends at its ReadyForQuery, an
+   * extended statement at the Sync's. Front doors without a wire (MCP) call it with the result.
+   */
+  completeOutcomes(result?: { commandTags: readonly string[]; error?: { sqlstate: string; message: string } }): void {
+    const done = this.inFlight.splice(0, this.inFlight.length);
+    const now = performance.now();
+    for (const f of done) {
+      const tags = result ? [...result.commandTags] : f.tags;
+      const error = result ? result.error : f.error;
+      this.deps.services?.onOutcome?.(this.ctx, { stmt: f.stmt, commandTags: tags, error, durationMs: now - f.started });
     }
   }
 

@@ -180,7 +180,7 @@ describe.skipIf(!postgresAvailable())('enforcement semantics', () => {
     } finally {
       await dba.end();
     }
-    await rt.runtime.audit!.flush();
+    await rt.runtime.governance.audit!.flush();
     const rows = await db.query<{ n: number }>(
       "SELECT count(*)::int AS n FROM pgairlock.audit_log WHERE kind = 'decision' AND body->>'sql' LIKE '%dba_made%' AND body->'decision'->>'effect' = 'allow'",
     );

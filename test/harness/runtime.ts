@@ -26,6 +26,7 @@ export async function startTestRuntime(controlDb: string, overrides: ConfigInput
     shutdown_timeout_ms: 1000,
     instance: `test-${randomBytes(4).toString('hex')}`,
     ...overrides,
+    mcp: { listen: '127.0.0.1:0', ...(overrides.mcp ?? {}) },
     audit: { database_url: urlWithDatabase(ADMIN_DATABASE_URL, controlDb), ...(overrides.audit ?? {}) },
   });
   const log = pino({ level: process.env.PGAIRLOCK_TEST_LOG ?? 'silent' });
