@@ -1,0 +1,188 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- libpg_query's JSON AST is walked dynamically (see collector.ts) */
+/**
+ * Queries and row changes: SELECT (set operations, FROM, FOR UPDATE, INTO), INSERT (ON CONFLICT),
+ * UPDATE, DELETE, MERGE, and WITH clauses, wherever they appear (top level, CTEs, sub-queries, COPY,
+ * EXPLAIN, rule actions). Each query level gets its own name scope for column attribution.
+ */
+import { Collector, newScope, registerDmlHandlers, type Scope } from './collector.js';
+import { qualifiedName, quoteRelation, rangeVarName } from './names.js';
+import type { StatementKind } from './types.js';
+
+export function withClause(c: Collector, w: any, scope: Scope): void {
+  if (!w?.ctes) return;
+  const names: string[] = [];
+  for (const cte of w.ctes as any[]) if (cte?.CommonTableExpr?.ctename) names.push(cte.CommonTableExpr.ctename);
+  scope.ctes = names;
+  for (const cte of w.ctes as any[]) {
+    const e = cte?.CommonTableExpr;
+    if (!e) continue;
+    const q = e.ctequery;
+    if (q && !q.SelectStmt) {
+      const type = Object.keys(q)[0] ?? 'statement';
+      c.addHidden(`${type.replace('Stmt', '').toUpperCase()} inside WITH ${e.ctename}`);
+    }
+    c.walk(q, scope);
+  }
+}
+
+export function selectQuery(c: Collector, n: any, parent: Scope | undefined): void {
+  const scope = newScope(parent);
+  if (n.withClause) withClause(c, n.withClause, scope);
+  if (n.op && n.op !== 'SETOP_NONE') {
+    // larg/rarg are inline SelectStmts (no wrapper): each is its own query level.
+    if (n.larg) selectQuery(c, n.larg, scope);
+    if (n.rarg) selectQuery(c, n.rarg, scope);
+    c.walk(n.sortClause, scope);
+    c.walk(n.limitCount, scope);
+    c.walk(n.limitOffset, scope);
+    return;
+  }
+  c.walk(n.fromClause, scope);
+  if (n.lockingClause) {
+    for (const lc of n.lockingClause as any[]) {
+      const rels = lc?.LockingClause?.lockedRels;
+      if (Array.isArray(rels) && rels.length > 0) {
+        // FOR UPDATE OF names FROM entries (aliases included), not relations.
+        for (const rv of rels) {
+          const ref: string | undefined = rv?.RangeVar?.relname;
+          const e = scope.entries.find((x) => x.ref === ref && (rv.RangeVar.schemaname === undefined || x.schema === rv.RangeVar.schemaname));
+          if (e?.key !== undefined) c.lock(qualifiedName(e.key.split('.'))!, e.key, 'RowShareLock', false, false, 'SELECT ... FOR UPDATE/SHARE');
+        }
+      } else {
+        for (const e of scope.entries) if (e.key !== undefined) c.lock(qualifiedName(e.key.split('.'))!, e.key, 'RowShareLock', false, false, 'SELECT ... FOR UPDATE/SHARE');
+      }
+    }
+  }
+  c.walk(n.targetList, scope);
+  c.walk(n.whereClause, scope);
+  c.walk(n.groupClause, scope);
+  c.walk(n.havingClause, scope);
+  c.walk(n.windowClause, scope);
+  c.walk(n.sortClause, scope);
+  c.walk(n.limitCount, scope);
+  c.walk(n.limitOffset, scope);
+  c.walk(n.valuesLists, scope);
+  c.walk(n.distinctClause, scope);
+  if (n.intoClause?.rel) {
+    c.writes = true;
+    c.rangeVar(n.intoClause.rel, 'create');
+    c.rangeVar(n.intoClause.rel, 'write');
+    c.addHidden('SELECT ... INTO creates a table');
+  }
+}
+
+export function targetRelation(c: Collector, rv: any, scope: Scope, what: string): string | undefined {
+  const key = c.rangeVar(rv, 'write', 'RowExclusiveLock', `${what} takes ROW EXCLUSIVE on its target`);
+  scope.entries.push({ ref: rv.alias?.aliasname ?? rv.relname, schema: rv.alias ? undefined : rv.schemaname, key });
+  return key;
+}
+
+export function returning(c: Collector, n: any, scope: Scope): void {
+  c.walk(n.returningClause?.exprs ?? n.returningList, scope);
+}
+
+export function insertQuery(c: Collector, n: any, parent: Scope | undefined): void {
+  c.writes = true;
+  const scope = newScope(parent);
+  if (n.withClause) withClause(c, n.withClause, scope);
+  const name = rangeVarName(n.relation);
+  // The SELECT/VALUES source does not see the target table.
+  c.walk(n.selectStmt, scope);
+  const key = targetRelation(c, n.relation, scope, 'INSERT');
+  if (name && key !== undefined) for (const col of (n.cols ?? []) as any[]) if (col?.ResTarget?.name) c.column(name, 'write', col.ResTarget.name);
+  const oc = n.onConflictClause;
+  if (oc) {
+    scope.entries.push({ ref: 'excluded', key: undefined });
+    c.walk(oc.infer, scope);
+    if (oc.targetList && name) for (const t of oc.targetList as any[]) if (t?.ResTarget?.name) c.column(name, 'write', t.ResTarget.name);
+    for (const t of (oc.targetList ?? []) as any[]) c.walk(t?.ResTarget?.val, scope);
+    c.walk(oc.whereClause, scope);
+  }
+  returning(c, n, scope);
+}
+
+export function updateQuery(c: Collector, n: any, parent: Scope | undefined): void {
+  c.writes = true;
+  const scope = newScope(parent);
+  if (n.withClause) withClause(c, n.withClause, scope);
+  const name = rangeVarName(n.relation);
+  targetRelation(c, n.relation, scope, 'UPDATE');
+  c.walk(n.fromClause, scope);
+  for (const t of (n.targetList ?? []) as any[]) {
+    const rt = t?.ResTarget;
+    if (!rt) continue;
+    if (name && rt.name) c.column(name, 'write', rt.name);
+    c.walk(rt.val, scope);
+  }
+  if (n.whereClause === undefined && name) c.addDestructive(`UPDATE without WHERE changes every row of ${quoteRelation(name)}`);
+  else if (name && constantPredicate(n.whereClause)) c.addDestructive(`UPDATE with a constant WHERE (no column in it) may change every row of ${quoteRelation(name)}`);
+  c.walk(n.whereClause, scope);
+  returning(c, n, scope);
+}
+
+export function deleteQuery(c: Collector, n: any, parent: Scope | undefined): void {
+  c.writes = true;
+  const scope = newScope(parent);
+  if (n.withClause) withClause(c, n.withClause, scope);
+  const name = rangeVarName(n.relation);
+  targetRelation(c, n.relation, scope, 'DELETE');
+  c.walk(n.usingClause, scope);
+  if (n.whereClause === undefined && name) c.addDestructive(`DELETE without WHERE removes every row of ${quoteRelation(name)}`);
+  else if (name && constantPredicate(n.whereClause)) c.addDestructive(`DELETE with a constant WHERE (no column in it) may remove every row of ${quoteRelation(name)}`);
+  c.walk(n.whereClause, scope);
+  returning(c, n, scope);
+}
+
+export function mergeQuery(c: Collector, n: any, parent: Scope | undefined): void {
+  c.writes = true;
+  const scope = newScope(parent);
+  if (n.withClause) withClause(c, n.withClause, scope);
+  const name = rangeVarName(n.relation);
+  c.walk(n.sourceRelation, scope);
+  targetRelation(c, n.relation, scope, 'MERGE');
+  c.walk(n.joinCondition, scope);
+  for (const w of (n.mergeWhenClauses ?? []) as any[]) {
+    const m = w?.MergeWhenClause;
+    if (!m) continue;
+    c.walk(m.condition, scope);
+    for (const t of (m.targetList ?? []) as any[]) {
+      const rt = t?.ResTarget;
+      if (name && rt?.name) c.column(name, 'write', rt.name);
+      c.walk(rt?.val, scope);
+    }
+    c.walk(m.values, scope);
+    if (m.commandType === 'CMD_DELETE' && m.matchKind === 'MERGE_WHEN_NOT_MATCHED_BY_SOURCE' && !m.condition && name) {
+      c.addDestructive(`MERGE ... WHEN NOT MATCHED BY SOURCE THEN DELETE removes every row of ${quoteRelation(name)} absent from the source`);
+    }
+  }
+  returning(c, n, scope);
+}
+
+registerDmlHandlers({
+  select: (c, n, s) => selectQuery(c, n, s),
+  insert: (c, n, s) => insertQuery(c, n, s),
+  update: (c, n, s) => updateQuery(c, n, s),
+  delete: (c, n, s) => deleteQuery(c, n, s),
+  merge: (c, n, s) => mergeQuery(c, n, s),
+});
+
+/**
+ * A WHERE that mentions no column, parameter, sub-query, function or cursor (WHERE true, WHERE 1 = 1):
+ * it is the same for every row, so it filters nothing (or everything). The usual way around a
+ * "no DELETE without WHERE" check.
+ */
+export function constantPredicate(expr: any): boolean {
+  let constant = true;
+  const visit = (v: any, depth: number): void => {
+    if (!constant || v === null || typeof v !== 'object' || depth > 100) return;
+    if (Array.isArray(v)) { for (const x of v) visit(x, depth + 1); return; }
+    for (const k in v) {
+      if (k === 'ColumnRef' || k === 'ParamRef' || k === 'SubLink' || k === 'FuncCall' || k === 'CurrentOfExpr') { constant = false; return; }
+      visit(v[k], depth + 1);
+    }
+  };
+  visit(expr, 0);
+  return constant;
+}
+
+export const dmlKind = (c: Collector): StatementKind => (c.writes ? 'write' : 'read');
