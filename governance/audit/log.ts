@@ -23,7 +23,7 @@ import { AuditInstanceInUseError, AuditUnavailableError } from './errors.js';
 import { auditMetrics, type AuditMetrics } from './metrics.js';
 import { currentVersion, LATEST_VERSION, migrate } from './migrations.js';
 import type {
-  ApprovalBody, ApprovalEventInput, DecisionInput, DecisionReceipt, DriftBody, DriftEventInput, Json, OutcomeBody,
+  ApprovalBody, ApprovalEventInput, DecisionInput, Durability, DecisionReceipt, DriftBody, DriftEventInput, Json, OutcomeBody,
   OutcomeInput, ReadAggregateBody, RecordKind, SessionEndBody, SessionInfo,
 } from './types.js';
 
@@ -178,18 +178,25 @@ export class AuditLog {
    * caller must then refuse the statement. Reads resolve at once under `serve` (a failed write is counted in
    * pgairlock_audit_records_lost_total and logged) and after the commit under `refuse`.
    */
-  async recordDecision(input: DecisionInput): Promise<DecisionReceipt> {
+  async recordDecision(input: DecisionInput, opts: { durability?: Durability } = {}): Promise<DecisionReceipt> {
     const change = input.change ?? isChange(input.facts);
     const time = new Date().toISOString();
-    if (change) {
-      let walLsn: string | null = null;
-      if (input.decision.effect === 'allow' && input.walLsn) {
+    if (change && opts.durability === 'before-commit') {
+      const id = randomUUID();
+      const durable = (async () => {
         try {
-          walLsn = await withTimeout(input.walLsn(), this.config.write_timeout_ms, 'pg_current_wal_lsn()');
+          const walLsn = await this.walPosition(input);
+          await this.append(id, time, 'decision', decisionBody(input, { redact: this.config.redact_literals, writeAhead: true, walLsn }), 'change');
         } catch (err) {
-          this.logger?.warn({ err }, 'audit: could not read the upstream WAL position; recording wal_lsn null');
+          this.metrics.refused.inc({ class: 'change' });
+          throw err instanceof AuditUnavailableError ? err : new AuditUnavailableError('change', err);
         }
-      }
+      })();
+      durable.catch(() => undefined); // handled by whoever awaits it; never an unhandled rejection
+      return { id, committed: false, change: true, durable, sessionId: input.session.sessionId, principal: input.session.principal.name };
+    }
+    if (change) {
+      const walLsn = await this.walPosition(input);
       const id = randomUUID();
       try {
         const body = decisionBody(input, { redact: this.config.redact_literals, writeAhead: true, walLsn });
@@ -231,6 +238,17 @@ export class AuditLog {
     }
     this.enqueue({ id, time, kind: 'decision', body: sanitize(body), cls: 'read' });
     return { id, committed: false, change: false, sessionId: input.session.sessionId, principal: input.session.principal.name };
+  }
+
+  /** The upstream WAL position before an allowed change (null when not asked, not known or too slow). */
+  private async walPosition(input: DecisionInput): Promise<string | null> {
+    if (input.decision.effect !== 'allow' || !input.walLsn) return null;
+    try {
+      return await withTimeout(input.walLsn(), this.config.write_timeout_ms, 'pg_current_wal_lsn()');
+    } catch (err) {
+      this.logger?.warn({ err }, 'audit: could not read the upstream WAL position; recording wal_lsn null');
+      return null;
+    }
   }
 
   /** Records how a forwarded statement ended, linked to its decision. Never blocks the caller; group-committed. */

@@ -122,6 +122,16 @@ export interface DriftEventInput {
   readonly principal?: Principal | null;
 }
 
+/**
+ * When a change's record must be committed:
+ * - 'before-forward' (default): before recordDecision resolves, so before the statement is sent;
+ * - 'before-commit': in the background; the caller awaits `receipt.durable` before it forwards the COMMIT of
+ *   the explicit transaction block the statement runs in. Sound only inside a transaction block: if
+ *   pgairlock dies first, the server rolls the transaction back. Effects that ignore ROLLBACK (nextval,
+ *   NOTIFY is fine, dblink is not) are not covered.
+ */
+export type Durability = 'before-forward' | 'before-commit';
+
 /** Returned by recordDecision; pass it back to recordOutcome. */
 export interface DecisionReceipt {
   /** The decision record's id (for an aggregated read: the id its aggregate record will carry). */
@@ -132,6 +142,11 @@ export interface DecisionReceipt {
   readonly change: boolean;
   /** Set when the read is folded into a per-fingerprint aggregate instead of a record of its own. */
   readonly aggregateKey?: string;
+  /**
+   * Only with durability 'before-commit': settles when the change's record is committed (rejects with
+   * AuditUnavailableError). The caller must await it before forwarding the transaction's COMMIT.
+   */
+  readonly durable?: Promise<void>;
   /** Copied into the outcome record. */
   readonly sessionId?: string;
   readonly principal?: string;

@@ -39,6 +39,10 @@ describe.runIf(postgresAvailable())('fail closed when the control database goes 
       expect((err as AuditUnavailableError).hint).toContain('audit.database_url');
       expect(ms).toBeLessThan(2_500); // connect_timeout_ms + write_timeout_ms at most
 
+      // Deferred durability: the call returns, the durable promise rejects the same way.
+      const deferred = await log.recordDecision(allowUpdate(), { durability: 'before-commit' });
+      await expect(deferred.durable).rejects.toMatchObject({ sqlstate: '58000' });
+
       // Approval events are write-ahead too.
       await expect(log.recordApprovalEvent({ event: 'approved', changeId: 'c', actor: { name: 'bob', roles: ['dba'] } })).rejects.toBeInstanceOf(AuditUnavailableError);
 
@@ -49,7 +53,7 @@ describe.runIf(postgresAvailable())('fail closed when the control database goes 
       expect(await lost(registry)).toBe(before + 1);
       expect(log.health().healthy).toBe(false);
       const refused = await registry.getSingleMetricAsString('pgairlock_audit_refused_total');
-      expect(refused).toContain('class="change"} 1');
+      expect(refused).toContain('class="change"} 2');
 
       await cluster.start();
       const again = await log.recordDecision(allowUpdate());

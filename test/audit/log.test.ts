@@ -172,6 +172,24 @@ describe.runIf(postgresAvailable())('AuditLog writer', () => {
     } finally { await log.close(); }
   });
 
+  it("durability 'before-commit': recordDecision returns at once, receipt.durable settles on commit", async () => {
+    const log = await AuditLog.open({ databaseUrl: db.url, instance: 'deferred' });
+    try {
+      let lsnAsked = 0;
+      const receipts = await Promise.all([1, 2, 3].map(() => log.recordDecision(
+        allowUpdate(undefined, { walLsn: () => { lsnAsked++; return Promise.resolve('0/ABC'); } }), { durability: 'before-commit' })));
+      expect(receipts.every((r) => r.change && !r.committed && r.durable instanceof Promise)).toBe(true);
+      await Promise.all(receipts.map((r) => r.durable));
+      expect(lsnAsked).toBe(3);
+      const rows = await db.query(`SELECT id, write_ahead, body->>'wal_lsn' AS lsn FROM pgairlock.audit_log WHERE instance = 'deferred' ORDER BY seq`);
+      expect(rows.rows.map((r) => r.id).sort()).toEqual(receipts.map((r) => r.id).sort());
+      expect(rows.rows.every((r) => r.write_ahead === true && r.lsn === '0/ABC')).toBe(true);
+      // Reads ignore the option.
+      const read = await log.recordDecision(allowRead(), { durability: 'before-commit' });
+      expect(read.durable).toBeUndefined();
+    } finally { await log.close(); }
+  });
+
   it('bounds memory: beyond max_queue reads are dropped (counted) and changes refused', async () => {
     const registry = new client.Registry();
     const log = await AuditLog.open({ databaseUrl: db.url, instance: 'queue', registry, config: { max_queue: 100, reads: { group_commit_ms: 10_000, max_batch: 500, aggregate: false, aggregate_interval_ms: 10_000 } } });
