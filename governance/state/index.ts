@@ -17,3 +17,4 @@ export { readStatementStats, tableUsesFromStats, type StatementStat, type Statem
 export { loadSnapshotFile, parseSnapshotJson } from './file.js';
 export { catalogStateFromConfig, usageIndexFromConfig, type CatalogStateWiring } from './from-config.js';
 export { driftAuditInputs } from './drift-audit.js';
+export { recordStatementUse, prefetchUsage, type StatementContext } from './usage-glue.js';

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { analyze, loadAnalyzer, type StatementFacts } from '../../analyzer/index.js';
 import { postgresAvailable, useTestDatabase } from '../harness/db.js';
-import { checkExpected, computeImpact, readSnapshot, tableUsesFromStats, type CatalogSnapshot } from '../../governance/state/index.js';
+import { checkExpected, computeImpact, MemoryUsageIndex, prefetchUsage, readSnapshot, recordStatementUse, tableUsesFromStats, type CatalogSnapshot } from '../../governance/state/index.js';
 import { FIXTURE_ROWS_SQL, FIXTURE_SQL, withClient } from './helpers.js';
 
 /** The real analyzer's facts joined with a real snapshot: the contract between analyzer/ and governance/state. */
@@ -63,6 +63,28 @@ describe.runIf(postgresAvailable())('impact from real analyzer facts', () => {
   it('DROP FUNCTION of a trigger function names the trigger', () => {
     const i = impact('DROP FUNCTION set_total()');
     expect(i.dependents.map((d) => d.key)).toContain('trigger:public.orders.orders_total');
+  });
+
+  it('usage glue: reads recorded from facts; a column rename finds who read that column, excluding the renamer', async () => {
+    const usage = new MemoryUsageIndex({ flushIntervalMs: 60_000 });
+    const ctx = { database: db.name, snapshot: s, searchPath: SEARCH_PATH, user: 'postgres' };
+    const stmts = (sql: string) => {
+      const a = analyze(sql);
+      if (!a.ok) throw new Error(a.error.message);
+      return a.statements;
+    };
+    recordStatementUse(usage, { principal: 'svc:web', application: 'web' }, ctx, stmts(`SELECT id, status FROM orders WHERE status = 'paid'`));
+    recordStatementUse(usage, { principal: 'agent:migrator', application: 'claude' }, ctx, stmts('SELECT status FROM public.orders'));
+    recordStatementUse(usage, { principal: 'svc:billing', application: 'billing' }, ctx, stmts('UPDATE customers SET name = $1 WHERE id = $2'));
+    const since = Date.now() - 24 * 3_600_000;
+    const rename = await prefetchUsage(usage, ctx, stmts('ALTER TABLE orders RENAME COLUMN status TO state'), since, 'agent:migrator');
+    expect([...rename.keys()]).toEqual(['public.orders']);
+    expect(rename.get('public.orders')?.map((u) => [u.principal, u.application])).toEqual([['svc:web', 'web']]);
+    const other = await prefetchUsage(usage, ctx, stmts('ALTER TABLE orders RENAME COLUMN total TO amount'), since, 'agent:migrator');
+    expect(other.size).toBe(0);
+    const drop = await prefetchUsage(usage, ctx, stmts('DROP TABLE customers'), since);
+    expect(drop.get('public.customers')?.map((u) => u.principal)).toEqual(['svc:billing']);
+    await usage.close();
   });
 
   it('tableUsesFromStats turns pg_stat_statements texts into table and column uses by role', () => {
