@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
 import { registerStart } from './commands/start.js';
+import { registerMcp } from './commands/mcp.js';
 import { registerSnapshot } from './commands/snapshot.js';
 import { registerDrift } from './commands/drift.js';
 import { registerAudit } from './commands/audit.js';
@@ -19,7 +20,7 @@ export function buildProgram(): Command {
     .version('0.1.0')
     .showHelpAfterError()
     .exitOverride();
-  for (const register of [registerStart, registerAudit, registerSnapshot, registerDrift, registerChanges, registerPolicy, registerCheck]) register(program);
+  for (const register of [registerStart, registerAudit, registerSnapshot, registerDrift, registerChanges, registerPolicy, registerCheck, registerMcp]) register(program);
   return program;
 }
 
