@@ -179,7 +179,7 @@ describe.runIf(postgresAvailable())('AuditLog writer', () => {
       const receipts = await Promise.all([1, 2, 3].map(() => log.recordDecision(
         allowUpdate(undefined, { walLsn: () => { lsnAsked++; return Promise.resolve('0/ABC'); } }), { durability: 'before-commit' })));
       expect(receipts.every((r) => r.change && !r.committed && r.durable instanceof Promise)).toBe(true);
-      await Promise.all(receipts.map((r) => r.durable));
+      await Promise.all(receipts.map((r) => r.durable!));
       expect(lsnAsked).toBe(3);
       const rows = await db.query(`SELECT id, write_ahead, body->>'wal_lsn' AS lsn FROM pgairlock.audit_log WHERE instance = 'deferred' ORDER BY seq`);
       expect(rows.rows.map((r) => r.id).sort()).toEqual(receipts.map((r) => r.id).sort());
