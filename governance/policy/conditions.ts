@@ -117,20 +117,21 @@ function flagCondition(key: 'destructive' | 'opaque' | 'privileged', wanted: boo
   };
 }
 
-function relationsOf(f: StatementFacts): RelationName[] {
-  const seen = new Set<string>();
-  const out: RelationName[] = [];
-  const add = (r: RelationName): void => {
+/** Relations a unit touches (not those it creates: they do not exist yet), with the columns it names for each. */
+function relationsOf(f: StatementFacts): { readonly rel: RelationName; readonly columns: string[] }[] {
+  const byKey = new Map<string, { rel: RelationName; columns: string[] }>();
+  const add = (r: RelationName, columns: readonly string[] | undefined): void => {
     const k = qualified(r);
-    if (!seen.has(k)) {
-      seen.add(k);
-      out.push(r);
+    let e = byKey.get(k);
+    if (!e) {
+      e = { rel: r, columns: [] };
+      byKey.set(k, e);
     }
+    for (const c of columns ?? []) if (!e.columns.includes(c)) e.columns.push(c);
   };
-  // A relation the statement creates does not exist yet (and is empty): it has no size, dependents or users.
-  for (const u of f.relations) if (u.role !== 'create') add(u.relation);
-  for (const l of f.locks) add(l.relation);
-  return out;
+  for (const u of f.relations) if (u.role !== 'create') add(u.relation, u.columns);
+  for (const l of f.locks) add(l.relation, undefined);
+  return [...byKey.values()];
 }
 
 /** Matches one relation use against relation globs: YES for every candidate schema, NO for none, else UNKNOWN. */
@@ -273,7 +274,7 @@ type StateSpec = NonNullable<MatchSpec['state']>;
 function anyRelation(
   key: string,
   label: string,
-  test: (s: RelationState, env: EvalEnv) => string | undefined,
+  test: (s: RelationState, env: EvalEnv, columns: readonly string[]) => string | undefined,
 ): UnitCondition {
   return {
     key,
@@ -283,13 +284,13 @@ function anyRelation(
       if (rels.length === 0) return no(`it touches no table, so not ${label}`);
       if (!env.state) return unknown(`${label} is unknown: no live state was available`);
       const missing: string[] = [];
-      for (const r of rels) {
+      for (const { rel: r, columns } of rels) {
         const s = env.state.relation(r);
         if (!s) {
           missing.push(qualified(r));
           continue;
         }
-        const hit = test(s, env);
+        const hit = test(s, env, columns);
         if (hit !== undefined) return yes(`${qualified(r)} ${hit}`);
       }
       if (missing.length) return unknown(`${label} is unknown for ${missing.join(', ')} (not in the catalog snapshot)`);
@@ -319,10 +320,20 @@ function compileStateConditions(s: StateSpec): UnitCondition[] {
     const ms = s.used_by_others_within;
     const label = `used by others in the last ${formatDuration(ms)}`;
     out.push(
-      anyRelation('state.used_by_others_within', label, (st, env) => {
+      anyRelation('state.used_by_others_within', label, (st, env, columns) => {
         const since = env.now.getTime() - ms;
-        const u = st.recentUsers.find((x) => x.principal !== env.principal.name && x.lastUsed.getTime() >= since);
-        return u ? `was used by ${u.principal}${u.application ? ` (${u.application})` : ''} at ${u.lastUsed.toISOString()}` : undefined;
+        const app = env.input.session?.applicationName;
+        const u = st.recentUsers.find(
+          (x) =>
+            x.lastUsed.getTime() >= since &&
+            // Another principal, or the same principal from another application.
+            (x.principal !== env.principal.name || (app !== undefined && x.application !== undefined && x.application !== app)) &&
+            // A use of one column counts only when the statement names that column (or names none).
+            (x.column === undefined || columns.length === 0 || columns.includes(x.column)),
+        );
+        return u
+          ? `${u.column ? `column ${u.column} ` : ''}was used by ${u.principal}${u.application ? ` (${u.application})` : ''} at ${u.lastUsed.toISOString()}`
+          : undefined;
       }),
     );
   }

@@ -32,6 +32,8 @@ export function stateFromRecord(
 export interface PrefetchedUser {
   readonly principal: string;
   readonly application?: string;
+  /** A use of this column (undefined: of the table). */
+  readonly column?: string;
   /** Epoch ms or Date. */
   readonly lastUsed: number | Date;
 }
@@ -71,6 +73,7 @@ export function stateFromSnapshot(
           recentUsers: (options.usage?.get(qualified) ?? []).map((u) => ({
             principal: u.principal,
             ...(u.application !== undefined ? { application: u.application } : {}),
+            ...(u.column !== undefined ? { column: u.column } : {}),
             lastUsed: u.lastUsed instanceof Date ? u.lastUsed : new Date(u.lastUsed),
           })),
         };

@@ -16,7 +16,13 @@ export interface RelationState {
   /** Objects that depend on it, in words, e.g. "view public.v_orders". Empty = none. */
   readonly dependents: readonly string[];
   /** Who used it recently through pgairlock (usage index). */
-  readonly recentUsers: readonly { readonly principal: string; readonly application?: string; readonly lastUsed: Date }[];
+  readonly recentUsers: readonly {
+    readonly principal: string;
+    readonly application?: string;
+    /** The use was of this column (undefined: of the table as a whole). */
+    readonly column?: string;
+    readonly lastUsed: Date;
+  }[];
 }
 
 /**
@@ -39,6 +45,8 @@ export interface StateFacts {
 export interface SessionFacts {
   /** The session's search_path as a list of schema names (`"$user"` allowed). Default: ["$user", "public"]. */
   readonly searchPath?: readonly string[];
+  /** The session's application_name (a use by the same principal from another application counts as "others"). */
+  readonly applicationName?: string;
   /** The database user of the session (to expand `$user` in search_path). */
   readonly user?: string;
   /** `PREPARE`d statements of the session by name, so `EXECUTE name` is judged by what it runs. */

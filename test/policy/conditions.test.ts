@@ -208,3 +208,28 @@ describe('state.min_estimated_rows', () => {
     expect(verdict(u, 'r').unknown[0]).toContain('no planner estimate');
   });
 });
+
+describe('state.used_by_others_within: columns and applications', () => {
+  const rename = facts({
+    kind: 'ddl',
+    commandTag: 'ALTER TABLE',
+    relations: [{ relation: { schema: 'public', name: 'customers' }, role: 'alter', columns: ['email'] }],
+  });
+  const at = (min: number) => new Date(new Date('2026-11-25T10:00:00Z').getTime() - min * 60_000);
+  const state = (users: { principal: string; application?: string; column?: string; lastUsed: Date }[]) =>
+    stateFromRecord({ 'public.customers': { rows: 10, bytes: 8192, dependents: [], recentUsers: users } });
+  const p = denyWhen({ state: { used_by_others_within: '24h' } });
+  it('a use of the renamed column by another application counts; of another column it does not', () => {
+    const d = decide(p, [rename], { state: state([{ principal: 'crm', application: 'crm-web', column: 'email', lastUsed: at(60) }]) });
+    expect(d.effect).toBe('deny');
+    expect(verdict(d, 'r').reason).toContain('column email was used by crm (crm-web)');
+    expect(decide(p, [rename], { state: state([{ principal: 'crm', column: 'phone', lastUsed: at(60) }]) }).effect).toBe('allow');
+    expect(decide(p, [rename], { state: state([{ principal: 'crm', lastUsed: at(60) }]) }).effect).toBe('deny'); // table-level use
+  });
+  it('the same principal from another application counts as another user', () => {
+    const users = [{ principal: 'bot', application: 'nightly-report', column: 'email', lastUsed: at(5) }];
+    expect(decide(p, [rename], { state: state(users), session: { applicationName: 'claude' } }).effect).toBe('deny');
+    expect(decide(p, [rename], { state: state(users), session: { applicationName: 'nightly-report' } }).effect).toBe('allow');
+    expect(decide(p, [rename], { state: state(users) }).effect).toBe('allow'); // application unknown: same principal
+  });
+});
