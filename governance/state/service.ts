@@ -41,6 +41,8 @@ export interface CatalogStateOptions {
   readonly registry?: Registry;
   /** Re-read only statistics when the catalog fingerprint is unchanged (default true; false: always a full read). */
   readonly fastPath?: boolean;
+  /** Force a full read after this many fast-path refreshes in a row, in case the fingerprint missed a change (default 12). */
+  readonly fullReadEvery?: number;
 }
 
 interface DbState {
@@ -54,6 +56,8 @@ interface DbState {
   /** A refresh was requested while one was running: run once more after it. */
   queued?: { reason: RefreshReason; promise: Promise<CatalogSnapshot> };
   ddlTimer?: NodeJS.Timeout;
+  /** Fast-path refreshes since the last full read. */
+  statsOnlyInARow: number;
 }
 
 function metric<T>(registry: Registry, name: string, make: () => T): T {
@@ -91,7 +95,7 @@ export class CatalogState {
 
   private state(db: string): DbState {
     let s = this.dbs.get(db);
-    if (!s) this.dbs.set(db, (s = { latestEpoch: 0, epoch: 0, history: [] }));
+    if (!s) this.dbs.set(db, (s = { latestEpoch: 0, epoch: 0, history: [], statsOnlyInARow: 0 }));
     return s;
   }
 
@@ -198,15 +202,19 @@ export class CatalogState {
       try {
         // Fast path: the catalogs' fingerprint is unchanged since the last full read, so no definition changed;
         // re-read statistics and sizes only (two light queries instead of eleven).
-        const prev = this.dbs.get(database)?.latest;
-        if (prev?.catalogVersion && this.opts.fastPath !== false) {
+        const s = this.state(database);
+        const prev = s.latest;
+        if (prev?.catalogVersion && this.opts.fastPath !== false && s.statsOnlyInARow < (this.opts.fullReadEvery ?? 12)) {
           const version = await readCatalogVersion(client);
           if (version === prev.catalogVersion) {
             const { raw, cost } = await readStats(client, opts);
+            s.statsOnlyInARow += 1;
             return withFreshStats(prev, raw, cost, version);
           }
         }
-        return await readSnapshot(client, opts);
+        const full = await readSnapshot(client, opts);
+        s.statsOnlyInARow = 0;
+        return full;
       } finally {
         await client.end().catch(() => undefined);
       }

@@ -274,6 +274,21 @@ describe.runIf(postgresAvailable())('CatalogState: refresh, drift, expected sche
     }
   });
 
+  it('forces a full read after fullReadEvery stats-only refreshes; fastPath false always reads in full', async () => {
+    const state = new CatalogState({ connect: connectByUrl(db.url), registry: new Registry(), fullReadEvery: 2 });
+    const always = new CatalogState({ connect: connectByUrl(db.url), registry: new Registry(), fastPath: false });
+    try {
+      const modes: (string | undefined)[] = [];
+      for (let i = 0; i < 5; i++) modes.push((await state.refresh(db.name)).readMode);
+      expect(modes).toEqual(['full', 'stats', 'stats', 'full', 'stats']);
+      await always.refresh(db.name);
+      expect((await always.refresh(db.name)).readMode).toBe('full');
+    } finally {
+      await state.stop();
+      await always.stop();
+    }
+  });
+
   it('coalesces concurrent refreshes and keeps the previous snapshot when a read fails', async () => {
     let connects = 0;
     const base = connectByUrl(db.url);
