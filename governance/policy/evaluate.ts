@@ -33,7 +33,7 @@ const RANK: Readonly<Record<EffectName, number>> = { allow: 0, hold: 1, deny: 2 
 const SQLSTATE_INSUFFICIENT_PRIVILEGE = '42501';
 const SQLSTATE_SYNTAX_ERROR = '42601';
 
-type AnyRule = RuleEntry;
+/** Shared empty list for verdicts without statements or unknowns (frozen, never mutated). */
 const NONE: readonly never[] = Object.freeze([]);
 
 /** One rule judged against one top-level statement. */
@@ -48,7 +48,7 @@ interface Judgement {
 interface MatchedRule {
   readonly ref: RuleRef;
   readonly effect: EffectName;
-  readonly rule: AnyRule;
+  readonly rule: RuleEntry;
   readonly judgement: Judgement;
   readonly statement: number;
   /** Matched with no unknown condition. */
