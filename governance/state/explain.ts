@@ -33,6 +33,8 @@ export interface ExplainOptions {
 
 /**
  * Plans `sql` with `params` (the Bind values of the extended protocol, as text or null) on `client`.
+ * `client` must be pgairlock's own connection, idle and outside any transaction (it runs BEGIN ... ROLLBACK),
+ * never the client session's upstream connection.
  * Throws the server's error (e.g. 42P01 for a missing table) unchanged; the caller decides what a failed
  * estimate means for policy (fail closed for changes).
  */
