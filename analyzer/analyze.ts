@@ -3,7 +3,7 @@
  * loadAnalyzer()). One parse, one walk of each statement's AST; fingerprint and normalized text are
  * computed on first access (each costs about half a parse, and the hot path does not always need them).
  */
-import { advanceContext, newScriptContext } from './context.js';
+import { advanceContext, cloneScriptContext, newScriptContext } from './context.js';
 import { Collector } from './collector.js';
 import { fingerprint, isAscii, normalize, OffsetMap, parseSql, skipSpaceAndComments, type RawStatement } from './parser.js';
 import { runRules } from './rules/index.js';
@@ -30,8 +30,8 @@ function findingsFor(stmt: Record<string, unknown>, sql: string, byteStart: numb
 }
 
 /**
- * The analysis proper. `context` (top level only) is read before and advanced after each statement;
- * nested texts (function bodies) get no context and no findings.
+ * The analysis proper. `context` is read before and advanced after each statement; without one, no
+ * findings are computed (benchmarks use that to time the walk alone).
  */
 export function analyzeText(sql: string, version: number, context: ScriptContext | undefined, depth: number): Analysis {
   const parsed = parseSql(sql);
@@ -54,8 +54,8 @@ export function analyzeText(sql: string, version: number, context: ScriptContext
       char: firstChar,
       byte: ascii ? byteStart + (firstChar - charStart) : byteStart + Buffer.byteLength(sql.slice(charStart, firstChar), 'utf8'),
     };
-    const findings = context && depth === 0 ? findingsFor(raw.stmt, sql, byteStart, byteEnd, version, context) : EMPTY;
-    const facts = statementFacts(raw, i, byteStart, byteEnd, text, location, version, depth, findings);
+    const findings = context ? findingsFor(raw.stmt, sql, byteStart, byteEnd, version, context) : EMPTY;
+    const facts = statementFacts(raw, sql, i, byteStart, byteEnd, text, location, version, depth, findings, context);
     out[i] = facts;
     if (context) advanceContext(context, facts);
   }
@@ -63,15 +63,22 @@ export function analyzeText(sql: string, version: number, context: ScriptContext
 }
 
 function statementFacts(
-  raw: RawStatement, index: number, byteStart: number, byteEnd: number, text: string, location: SourceLocation,
-  version: number, depth: number, findings: readonly Finding[],
+  raw: RawStatement, sql: string, index: number, byteStart: number, byteEnd: number, text: string, location: SourceLocation,
+  version: number, depth: number, findings: readonly Finding[], context: ScriptContext | undefined,
 ): StatementFacts {
   let type = '';
   for (const k in raw.stmt) { type = k; break; }
-  return factsOfNode(type, raw.stmt[type], { index, byteStart, byteEnd, text, location }, version, depth, findings);
+  return factsOfNode(type, raw.stmt[type], { sql, index, byteStart, byteEnd, text, location, context }, version, depth, findings);
 }
 
-interface Placement { index: number; byteStart: number; byteEnd: number; text: string; location: SourceLocation }
+/**
+ * Where a statement sits: `sql` is the text its AST's byte offsets point into; `context` the script
+ * context before it (nested statements are judged from a copy of it).
+ */
+interface Placement {
+  sql: string; index: number; byteStart: number; byteEnd: number; text: string; location: SourceLocation;
+  context: ScriptContext | undefined;
+}
 
 function factsOfNode(type: string, node: unknown, at: Placement, version: number, depth: number, findings: readonly Finding[]): StatementFacts {
   const c = new Collector(version, depth);
@@ -91,15 +98,23 @@ function factsOfNode(type: string, node: unknown, at: Placement, version: number
 class Env implements StatementEnv {
   constructor(private readonly at: Placement, private readonly version: number, private readonly depth: number) {}
   get text(): string { return this.at.text; }
+  private contextCopy(): ScriptContext {
+    return this.at.context ? cloneScriptContext(this.at.context) : newScriptContext();
+  }
   innerFacts(wrapper: Record<string, unknown>): StatementFacts {
     let t = '';
     for (const k in wrapper) { t = k; break; }
     if (this.depth + 1 > MAX_NESTING) return tooDeep(t, this.at, this.version);
-    return factsOfNode(t, wrapper[t], this.at, this.version, this.depth + 1, EMPTY);
+    // Nested statements get findings too (from a copy of the context before the outer statement), so wrapping a
+    // statement (PREPARE, a rule action, EXPLAIN ANALYZE) does not hide what the rules would say of it.
+    const at = this.at;
+    const findings = findingsFor(wrapper, at.sql, at.byteStart, at.byteEnd, this.version, this.contextCopy());
+    return factsOfNode(t, wrapper[t], at, this.version, this.depth + 1, findings);
   }
   textFacts(inner: string): { ok: true; statements: readonly StatementFacts[] } | { ok: false; message: string } {
     if (this.depth + 1 > MAX_NESTING) return { ok: false, message: 'statements nested too deeply to analyse' };
-    const a = analyzeText(inner, this.version, undefined, this.depth + 1);
+    // Bodies (DO, functions) are texts of their own: findings positioned in `inner`.
+    const a = analyzeText(inner, this.version, this.contextCopy(), this.depth + 1);
     return a.ok ? { ok: true, statements: a.statements } : { ok: false, message: a.error.message };
   }
 }

@@ -62,6 +62,13 @@ export function touchesCreated(statements: readonly StatementFacts[], created: R
   const bare = new Set<string>();
   for (const k of created) { bare.add(k); const dot = k.lastIndexOf('.'); if (dot >= 0) bare.add(k.slice(dot + 1)); }
   // A relation the text itself creates does not count: its findings do not depend on the context.
-  for (const f of statements) for (const r of f.relations) if (r.role !== 'create' && (bare.has(r.relation.name) || bare.has(relationKey(r.relation)))) return true;
-  return false;
+  // Nested statements count too: they are judged from a copy of the same context.
+  const touches = (list: readonly StatementFacts[], depth: number): boolean => {
+    for (const f of list) {
+      for (const r of f.relations) if (r.role !== 'create' && (bare.has(r.relation.name) || bare.has(relationKey(r.relation)))) return true;
+      if (depth < 8 && (touches(f.nested, depth + 1) || (f.prepare !== undefined && touches([f.prepare.inner], depth + 1)))) return true;
+    }
+    return false;
+  };
+  return touches(statements, 0);
 }

@@ -124,4 +124,24 @@ describe('script context, fingerprints, positions', () => {
       if (a.ok) expect(a.statements.length, sql).toBe(0);
     }
   });
+
+  it('gives nested statements their own findings, so wrapping a statement does not hide them', () => {
+    const rules = (fs: readonly { rule: string }[]) => fs.map((f) => f.rule);
+    const a = analyze('DO $$ BEGIN CREATE INDEX i ON t (a); DELETE FROM u; END $$');
+    if (!a.ok) throw new Error('parse');
+    const [idx, del] = a.statements[0]!.nested;
+    expect(rules(idx!.findings)).toContain('create-index-without-concurrently');
+    expect(rules(del!.findings)).toContain('delete-without-where');
+    const p = analyze('PREPARE q AS DELETE FROM t');
+    if (!p.ok) throw new Error('parse');
+    expect(rules(p.statements[0]!.prepare!.inner.findings)).toContain('delete-without-where');
+  });
+
+  it('judges nested statements with the context before the outer statement', () => {
+    const ctx = newScriptContext();
+    const a = analyze("SET lock_timeout = '2s'; DO $$ BEGIN CREATE INDEX i ON t (a); END $$", { context: ctx });
+    if (!a.ok) throw new Error('parse');
+    const nested = a.statements[1]!.nested[0]!;
+    expect(nested.findings.map((f) => f.rule)).not.toContain('missing-lock-timeout');
+  });
 });
