@@ -99,7 +99,7 @@ describe.skipIf(!postgresAvailable())('MCP over Streamable HTTP', () => {
     const a = await call(agent, 'analyze_sql', { sql: 'DROP TABLE accounts' });
     expect(a.structuredContent?.decision).toMatchObject({ effect: 'hold' });
     expect(JSON.stringify(a.structuredContent?.statements)).toContain('AccessExclusiveLock');
-    expect((await db.query('SELECT count(*)::int AS n FROM accounts')).rows[0].n).toBe(5);
+    expect((await db.query<{ n: number }>('SELECT count(*)::int AS n FROM accounts')).rows[0]?.n).toBe(5);
   });
 
   it('run_sql returns rows for an allowed read, and a change id for a held change', async () => {
@@ -109,7 +109,7 @@ describe.skipIf(!postgresAvailable())('MCP over Streamable HTTP', () => {
     const held = await call(agent, 'run_sql', { sql: 'DELETE FROM accounts' });
     expect(held.isError).toBe(true);
     expect(held.content[0]!.text).toMatch(/change [0-9A-Z]{8}/);
-    expect((await db.query('SELECT count(*)::int AS n FROM accounts')).rows[0].n).toBe(5);
+    expect((await db.query<{ n: number }>('SELECT count(*)::int AS n FROM accounts')).rows[0]?.n).toBe(5);
   });
 
   it('request_change -> self-approval refused -> another principal approves -> run_sql runs it once', async () => {
