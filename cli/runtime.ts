@@ -36,11 +36,13 @@ export interface Governance extends McpGovernance {
 export interface GovernanceOptions {
   /** Start without the audit trail (same as `audit.enabled: false`). */
   readonly audit?: boolean;
+  /** Where the config came from: a relative `policy.file` resolves against its folder. */
+  readonly configSource?: string;
 }
 
 export async function openGovernance(config: Config, log: Logger, opts: GovernanceOptions = {}): Promise<Governance> {
   await loadAnalyzer();
-  const policy: CompiledPolicy = policyFromConfig(config.policy);
+  const policy: CompiledPolicy = policyFromConfig(config.policy, opts.configSource);
   const principals = compilePrincipals(config.principals);
   log.info({ policy: policy.source, rules: policy.rules.length, instance: instanceName(config) }, 'policy loaded');
 
@@ -163,27 +165,30 @@ export async function startRuntime(config: Config, log: Logger, opts: Governance
       return new AdminConsole(session, resolved.principal, {
         approvals: gov.approvals,
         auditRecent: gov.auditView ? (limit) => gov.auditView!.recent(limit) : undefined,
-        sessions: () => sessionRows(proxy, gates),
+        sessions: () => (proxy ? sessionRows(proxy, gates) : []),
         log: session.log,
       });
     },
   };
-  let proxy: ProxyServer;
+  let proxy: ProxyServer | undefined;
   let mcp: McpHttpServer | undefined;
   try {
     proxy = await startProxy(config, log, hooks, { [CONSOLE_DATABASE]: config.console.auth_database });
     if (config.mcp.enabled) mcp = await startMcpHttp(gov, config);
   } catch (err) {
+    // Never keep serving without the governance core behind it.
+    await proxy?.shutdown(0);
     await gov.close();
     throw err;
   }
+  const started: ProxyServer = proxy;
   return {
     governance: gov,
-    proxy,
+    proxy: started,
     mcp,
     async close() {
       await mcp?.close();
-      await proxy.shutdown();
+      await started.shutdown();
       await gov.close();
     },
   };

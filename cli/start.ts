@@ -21,7 +21,7 @@ export async function runStart(opts: { config?: string }): Promise<void> {
 
   let runtime: Runtime;
   try {
-    runtime = await startRuntime(config, log);
+    runtime = await startRuntime(config, log, { configSource: source });
   } catch (err) {
     await embedded?.stop();
     throw err;

@@ -117,6 +117,11 @@ const FUNCTION_CALL_FACTS = (text: string): StatementFacts => ({
 export class GovernedGate implements SessionGate {
   readonly ctx: GateContext;
   private readonly abortWait: () => void;
+  /** Prepared statements (protocol level) by name, and the portals bound from them. */
+  private readonly statements = new Map<string, { stmt: GatedStatement; fresh: boolean }>();
+  private readonly portals = new Map<string, { stmt: GatedStatement; fresh: boolean }>();
+  /** Executions are governed one by one only when there is a decision path to record them. */
+  private readonly tracksExecutions: boolean;
   /** Statements forwarded and not yet answered, oldest first (outcomes are matched in order). */
   private readonly inFlight: { stmt: GatedStatement; started: number; tags: string[]; error?: { sqlstate: string; message: string } }[] = [];
 
@@ -128,6 +133,7 @@ export class GovernedGate implements SessionGate {
     private readonly deps: GateDeps,
     frontDoor: 'wire' | 'mcp' = 'wire',
   ) {
+    this.tracksExecutions = deps.services?.onDecision !== undefined;
     let waiting: AbortController | undefined;
     this.abortWait = () => waiting?.abort();
     this.ctx = {
@@ -159,9 +165,53 @@ export class GovernedGate implements SessionGate {
       }
       case Frontend.FunctionCall:
         return this.decideFunctionCall(buf.readInt32BE(start + 5));
+      case Frontend.Bind: {
+        if (!this.tracksExecutions) return undefined;
+        const [portal, next] = readCString(buf, start + 5, end);
+        const [statement] = readCString(buf, next, end);
+        const entry = this.statements.get(statement);
+        if (entry) this.portals.set(portal, entry);
+        else this.portals.delete(portal);
+        return undefined;
+      }
+      case Frontend.Execute: {
+        if (!this.tracksExecutions) return undefined;
+        const [portal] = readCString(buf, start + 5, end);
+        return this.onExecute(portal);
+      }
+      case Frontend.Close: {
+        const [name] = readCString(buf, start + 6, end);
+        if (buf[start + 5] === 0x53 /* S */) this.statements.delete(name);
+        else this.portals.delete(name);
+        return undefined;
+      }
       default:
         return undefined;
     }
+  }
+
+  /**
+   * Each execution of a prepared statement is its own governed statement: it was decided at Parse,
+   * but it changes data again each time, so it gets its own (write-ahead) audit record, and a held
+   * statement needs a fresh approval per run (an approval runs at most once). The first Execute
+   * after its Parse is covered by the Parse's record.
+   */
+  private onExecute(portal: string): GateVerdict | Promise<GateVerdict> | undefined {
+    const entry = this.portals.get(portal);
+    if (!entry) return undefined;
+    if (entry.fresh) {
+      entry.fresh = false;
+      this.inFlight.push({ stmt: entry.stmt, started: performance.now(), tags: [] });
+      return undefined;
+    }
+    const services = this.deps.services!;
+    const verdict = services.onDecision ? services.onDecision(this.ctx, entry.stmt) : undefined;
+    const track = (v: GateVerdict | undefined): GateVerdict | undefined => {
+      if (v === undefined || v.action === 'forward') this.inFlight.push({ stmt: entry.stmt, started: performance.now(), tags: [] });
+      return v;
+    };
+    if (verdict instanceof Promise) return verdict.then((v) => track(v) ?? FORWARD);
+    return track(verdict);
   }
 
   /**
@@ -212,7 +262,11 @@ export class GovernedGate implements SessionGate {
   private settle(stmt: GatedStatement, verdict: GateVerdict | undefined): GateVerdict | undefined {
     if (verdict === undefined || verdict.action === 'forward') {
       if (stmt.analysis.ok) this.ctx.state.apply(stmt.analysis.statements);
-      if (this.deps.services?.onOutcome) this.inFlight.push({ stmt, started: performance.now(), tags: [] });
+      if (stmt.via === 'parse') {
+        if (this.tracksExecutions) this.statements.set(stmt.statementName ?? '', { stmt, fresh: true });
+      } else if (this.deps.services?.onOutcome) {
+        this.inFlight.push({ stmt, started: performance.now(), tags: [] });
+      }
     }
     return verdict;
   }
@@ -222,11 +276,21 @@ export class GovernedGate implements SessionGate {
     if (!head) return;
     if (type === Backend.CommandComplete) {
       head.tags.push(buf.toString('utf8', start + 5, end - 1));
+      if (head.stmt.via === 'parse') this.completeHead();
     } else if (type === Backend.ErrorResponse) {
       head.error = readError(buf, start, end);
+      if (head.stmt.via === 'parse') this.completeHead();
+    } else if (type === Backend.EmptyQueryResponse || type === Backend.PortalSuspended) {
+      if (head.stmt.via === 'parse') this.completeHead();
     } else if (type === Backend.ReadyForQuery) {
       this.completeOutcomes();
     }
+  }
+
+  /** An Execute is answered by its own CommandComplete (or error, or suspension). */
+  private completeHead(): void {
+    const f = this.inFlight.shift()!;
+    this.deps.services?.onOutcome?.(this.ctx, { stmt: f.stmt, commandTags: f.tags, error: f.error, durationMs: performance.now() - f.started });
   }
 
   /**

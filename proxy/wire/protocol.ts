@@ -53,6 +53,7 @@ export const Backend = {
   DataRow: 0x44, // 'D'
   EmptyQueryResponse: 0x49, // 'I'
   ParseComplete: 0x31, // '1'
+  PortalSuspended: 0x73, // 's'
 } as const;
 
 /** Authentication request codes inside an 'R' message. */

@@ -137,6 +137,21 @@ describe.skipIf(!postgresAvailable())('enforcement semantics', () => {
     expect(await count()).toBe(20);
   });
 
+  it('every execution of a prepared change gets its own committed decision record and outcome', async () => {
+    const q = { name: 'touch_row', text: 'UPDATE t SET v = v WHERE id = $1', values: [8] };
+    for (let i = 0; i < 3; i++) expect((await agent.query(q)).rowCount).toBe(1);
+    await rt.runtime.governance.audit!.flush();
+    const r = await db.query<{ decisions: number; write_ahead: number; outcomes: number }>(
+      `SELECT count(*) FILTER (WHERE kind = 'decision')::int AS decisions,
+              count(*) FILTER (WHERE kind = 'decision' AND (body->>'write_ahead')::boolean)::int AS write_ahead,
+              count(*) FILTER (WHERE kind = 'outcome' AND body->'decision_id' IS NOT NULL
+                               AND body->>'decision_id' IN (SELECT id::text FROM pgairlock.audit_log WHERE body->>'sql' = $1))::int AS outcomes
+         FROM pgairlock.audit_log WHERE body->>'sql' = $1 OR kind = 'outcome'`,
+      [q.text],
+    );
+    expect(r.rows[0]).toEqual({ decisions: 3, write_ahead: 3, outcomes: 3 });
+  });
+
   it('SET ROLE is privileged and refused for agents', async () => {
     const e = await failure(agent.query('SET ROLE postgres'));
     expect(e.code).toBe('42501');
