@@ -7,7 +7,7 @@
  */
 import type { Collector } from './collector.js';
 import { parsePlpgsql, plpgsqlAssignmentValue } from './parser.js';
-import type { StatementEnv } from './statements.js';
+import type { StatementEnv } from './statement-kit.js';
 
 const DYNAMIC = 'dynamic SQL (EXECUTE) in a PL/pgSQL body: the statement is built at run time';
 
