@@ -202,6 +202,8 @@ async function main(): Promise<number> {
   };
 
   const scratch = scratchName();
+  // Taken before anything starts: the proxies load the working tree as it is now.
+  const code = codeVersion();
   const unavailable: { label: string; reason: string }[] = [];
   const records: RunRecord[] = [];
   const live: LiveTarget[] = [];
@@ -344,7 +346,7 @@ async function main(): Promise<number> {
       records,
       machine,
       command: `npm run bench -- ${process.argv.slice(2).map(shellQuote).join(' ')}`.trim(),
-      settings: `code ${codeVersion()}; pgbench -T ${o.durationS} -j ${o.jobs}, scale ${o.scale}, ${o.rounds} rounds, warm-up ${o.warmupS} s, pgbouncer pool_mode=session, pgairlock via ${o.entry}${o.variants.some((v) => v.configFile) ? `, configs: ${o.variants.map((v) => `${v.label}=${v.configFile ?? '(none)'}`).join(', ')}` : ''}`,
+      settings: `code ${code}; pgbench -T ${o.durationS} -j ${o.jobs}, scale ${o.scale}, ${o.rounds} rounds, warm-up ${o.warmupS} s, pgbouncer pool_mode=session, pgairlock via ${o.entry}${o.variants.some((v) => v.configFile) ? `, configs: ${o.variants.map((v) => `${v.label}=${v.configFile ?? '(none)'}`).join(', ')}` : ''}`,
       unavailable,
       loadAtEnd: os.loadavg().map((l) => Math.round(l * 100) / 100),
     };
