@@ -1,6 +1,6 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
-import { loadAnalyzer } from '../analyzer/index.js';
+import { configureAnalysisCache, loadAnalyzer } from '../analyzer/index.js';
 import { approvalAuditEvent, createApprovalService, type ApprovalService } from '../governance/approvals/index.js';
 import { controlDatabaseUrl, instanceName } from '../governance/audit/control.js';
 import { AuditLog } from '../governance/audit/log.js';
@@ -10,13 +10,16 @@ import type { CompiledPolicy } from '../governance/policy/compile.js';
 import { policyFromConfig } from '../governance/policy/load.js';
 import { compilePrincipals, type PrincipalResolver } from '../governance/principals.js';
 import { allChanges } from '../governance/state/diff.js';
-import { catalogStateFromConfig } from '../governance/state/from-config.js';
+import { catalogStateFromConfig, usageIndexFromConfig } from '../governance/state/from-config.js';
+import { needsState, policyStateFor } from '../governance/state/policy-state.js';
+import { recordStatementUse } from '../governance/state/usage-glue.js';
 import { connectByUrl, type CatalogState } from '../governance/state/service.js';
+import type { CatalogSnapshot } from '../governance/state/types.js';
 import type { McpGovernance } from '../mcp/core.js';
 import { startMcpHttp, type McpHttpServer } from '../mcp/http.js';
 import { AdminConsole, CONSOLE_DATABASE, type SessionRow } from '../proxy/console/console.js';
 import { DecisionServices } from '../proxy/gate/decision-services.js';
-import { GovernedGate } from '../proxy/gate/governed-gate.js';
+import { GovernedGate, type GateContext } from '../proxy/gate/governed-gate.js';
 import { startProxy, type ProxyHooks, type ProxyServer } from '../proxy/server.js';
 import type { Session, SessionInfo } from '../proxy/session.js';
 import { consoleAudit, type ConsoleAudit } from './console-audit.js';
@@ -42,6 +45,7 @@ export interface GovernanceOptions {
 
 export async function openGovernance(config: Config, log: Logger, opts: GovernanceOptions = {}): Promise<Governance> {
   await loadAnalyzer();
+  configureAnalysisCache({ maxBytes: config.analyzer.cache_max_bytes, maxTextLength: config.analyzer.cache_max_text_length });
   const policy: CompiledPolicy = policyFromConfig(config.policy, opts.configSource);
   const principals = compilePrincipals(config.principals);
   log.info({ policy: policy.source, rules: policy.rules.length, instance: instanceName(config) }, 'policy loaded');
@@ -99,12 +103,47 @@ export async function openGovernance(config: Config, log: Logger, opts: Governan
 
   const approveHint = (id: string) =>
     `An approver runs: psql -h <pgairlock> -p <port> -U <approver> ${CONSOLE_DATABASE} -c "APPROVE ${id};" (or: pgairlock changes approve ${id}).`;
+  const usage = catalog ? usageIndexFromConfig(config) : undefined;
+  const searchPathOf = (ctx: GateContext) => ctx.state.searchPath ?? ['$user', 'public'];
   const services = new DecisionServices({
     audit,
     approvals,
     walLsn,
     approveHint,
     onDdlForwarded: catalog ? (ctx) => catalog.onDdl(ctx.info.database) : undefined,
+    recordUse:
+      usage && catalog
+        ? (ctx, statements) => {
+            const record = (snapshot: CatalogSnapshot | undefined) =>
+              recordStatementUse(
+                usage,
+                { principal: ctx.principal.name, application: ctx.info.applicationName },
+                { database: ctx.info.database, snapshot, searchPath: searchPathOf(ctx), user: ctx.info.user },
+                statements,
+              );
+            const snap = catalog.get(ctx.info.database);
+            // Names resolve against the catalog; before its first snapshot, record once it is there (off the hot path).
+            if (snap) record(snap);
+            else catalog.current(ctx.info.database).then(record, () => undefined);
+          }
+        : undefined,
+    prepareState: catalog
+      ? (ctx, statements) =>
+          needsState(statements) || ctx.state.expectSchema
+            ? policyStateFor({
+                catalog,
+                usage,
+                database: ctx.info.database,
+                searchPath: searchPathOf(ctx),
+                user: ctx.state.effectiveRole ?? ctx.info.user,
+                principal: ctx.principal,
+                application: ctx.info.applicationName,
+                statements,
+                expectSchema: ctx.state.expectSchema,
+                usageWindowMs: config.state.usage.retention_hours * 3_600_000,
+              })
+            : undefined
+      : undefined,
   });
 
   return {
@@ -122,6 +161,7 @@ export async function openGovernance(config: Config, log: Logger, opts: Governan
       stopSweep();
       await approvals.store.close();
       await catalog?.stop();
+      await usage?.close?.();
       await auditView?.close();
       await auditQuery?.close();
       await audit?.close();
@@ -145,8 +185,15 @@ export async function startRuntime(config: Config, log: Logger, opts: Governance
   const hooks: ProxyHooks = {
     gateFor(info: SessionInfo, session: Session) {
       const resolved = gov.principals.resolve({ user: info.user, database: info.database, applicationName: info.applicationName, clientAddress: info.clientAddress });
-      const gate = new GovernedGate(info, resolved.principal, session.log, session, { policy: gov.policy, environment: config.environment, services: gov.services });
+      const gate = new GovernedGate(info, resolved.principal, session.log, session, {
+        policy: gov.policy,
+        environment: config.environment,
+        services: gov.services,
+        maxStatementBytes: config.analyzer.max_statement_bytes,
+      });
       gates.set(session, gate);
+      // Load the catalog of this database now, so usage and real state are known from the first statement.
+      gov.catalog?.current(info.database).catch((err: unknown) => session.log.warn({ err }, 'catalog snapshot unavailable'));
       session.log.info({ principal: resolved.principal.name, roles: resolved.principal.roles, matchedBy: resolved.matchedBy }, 'principal resolved');
       gov.audit?.recordSessionStart({
         sessionId: info.sessionId,

@@ -18,6 +18,7 @@ export interface DecisionDeps {
   readonly approveHint: (changeId: string) => string;
   readonly onDdlForwarded?: (ctx: GateContext, stmt: GatedStatement) => void;
   readonly recordUse?: (ctx: GateContext, statements: readonly StatementFacts[]) => void;
+  readonly prepareState?: GateServices['prepareState'];
 }
 
 const FORWARD: GateVerdict = { action: 'forward' };
@@ -31,7 +32,22 @@ export class DecisionServices implements GateServices {
   /** Audit receipts of forwarded statements, per statement of the string, for their outcomes. */
   private readonly receipts = new WeakMap<GatedStatement, Promise<DecisionReceipt | undefined>[]>();
 
-  constructor(private readonly deps: DecisionDeps) {}
+  readonly prepareState?: GateServices['prepareState'];
+
+  constructor(private readonly deps: DecisionDeps) {
+    this.prepareState = deps.prepareState;
+  }
+
+  onStale(ctx: GateContext, sql: string, detail: string): void {
+    ctx.log.warn({ detail }, 'refused: expected schema is stale');
+    this.deps.audit?.recordDrift({
+      database: ctx.info.database,
+      object: '(expected schema)',
+      detail: `refused for ${ctx.principal.name}: ${sql.slice(0, 200)}\n${detail}`,
+      sessionId: ctx.info.sessionId,
+      principal: ctx.principal,
+    });
+  }
 
   onDecision(ctx: GateContext, stmt: GatedStatement): GateVerdict | Promise<GateVerdict> | undefined {
     const d = stmt.decision;

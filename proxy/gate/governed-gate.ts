@@ -36,9 +36,16 @@ export interface GateServices {
   onDecision?(ctx: GateContext, stmt: GatedStatement): GateVerdict | Promise<GateVerdict> | undefined;
   /** A statement's outcome is known (CommandComplete / ErrorResponse ... ReadyForQuery). */
   onOutcome?(ctx: GateContext, outcome: StatementOutcomeEvent): void;
-  /** Live facts about relations for the policy (catalog snapshot, usage). */
-  stateFor?(ctx: GateContext): StateFacts | undefined;
+  /** Live facts for the policy (catalog snapshot, usage, expected schema); undefined: none needed. */
+  prepareState?(ctx: GateContext, statements: readonly StatementFacts[]): PreparedState | Promise<PreparedState> | undefined;
+  /** A statement was refused because the session's expected schema is stale. */
+  onStale?(ctx: GateContext, sql: string, detail: string): void;
   onSessionEnd?(ctx: GateContext): void;
+}
+
+export interface PreparedState {
+  readonly state?: StateFacts;
+  readonly stale?: { readonly detail: string; readonly liveSchemaHash: string };
 }
 
 export interface StatementOutcomeEvent {
@@ -71,6 +78,8 @@ export interface GatedSession {
 }
 
 export interface GateDeps {
+  /** Longer statement strings are refused before parsing (default: no limit). */
+  readonly maxStatementBytes?: number;
   readonly policy: () => CompiledPolicy;
   readonly environment: string;
   readonly services?: GateServices;
@@ -220,23 +229,60 @@ export class GovernedGate implements SessionGate {
    */
   decide(sql: string, via: 'query' | 'parse', statementName?: string): GateVerdict | Promise<GateVerdict> | undefined {
     const ctx = this.ctx;
+    const max = this.deps.maxStatementBytes;
+    if (max !== undefined && sql.length > max / 3 && Buffer.byteLength(sql) > max) {
+      return {
+        action: 'refuse',
+        error: {
+          code: '54000',
+          message: `pgairlock: statement of ${Buffer.byteLength(sql)} bytes is longer than analyzer.max_statement_bytes (${max})`,
+          hint: 'Split it into smaller statements, or raise analyzer.max_statement_bytes in pgairlock.yaml.',
+        },
+      };
+    }
     const inBlock = ctx.txStatus() !== TxStatus.Idle;
     const analysis = analyzeCached(sql, { serverVersion: ctx.serverVersion(), context: ctx.state.scriptContext(inBlock) });
     const statements: StatementsInput = analysis.ok ? analysis.statements : { parseError: analysis.error };
-    const decision = this.evaluate(statements);
-    const stmt: GatedStatement = { sql, analysis, decision, textHash: sha256(sql), via, statementName };
-    return this.finish(stmt);
+    const prepare = this.deps.services?.prepareState;
+    const prepared = analysis.ok && prepare ? prepare(ctx, analysis.statements) : undefined;
+    const go = (p: PreparedState | undefined): GateVerdict | Promise<GateVerdict> | undefined => {
+      if (p?.stale) {
+        this.deps.services?.onStale?.(ctx, sql, p.stale.detail);
+        return {
+          action: 'refuse',
+          error: {
+            code: '42501',
+            message: 'pgairlock: the live schema differs from the one this session expects (pgairlock.expect_schema) for the objects this statement touches',
+            detail: p.stale.detail,
+            hint: `Review the changes, then declare the live version: SET pgairlock.expect_schema = '${p.stale.liveSchemaHash}';`,
+          },
+        };
+      }
+      const decision = this.evaluate(statements, p?.state);
+      return this.finish({ sql, analysis, decision, textHash: sha256(sql), via, statementName });
+    };
+    if (prepared instanceof Promise) {
+      return prepared.then(
+        (p) => go(p),
+        (err: unknown) => {
+          // State unknown: the policy's state conditions fail closed for deny and hold rules.
+          ctx.log.warn({ err }, 'real state unavailable for this statement');
+          return go(undefined);
+        },
+      ).then((v) => v ?? FORWARD);
+    }
+    return go(prepared);
   }
 
   private decideFunctionCall(oid: number): GateVerdict | Promise<GateVerdict> | undefined {
     const text = `/* FunctionCall message: function oid ${oid} */`;
     const facts = FUNCTION_CALL_FACTS(text);
-    const decision = this.evaluate([facts]);
+    const decision = this.evaluate([facts], undefined);
     const analysis: Analysis = { ok: true, sql: text, statements: [facts] };
     return this.finish({ sql: text, analysis, decision, textHash: sha256(text), via: 'function-call' });
   }
 
-  private evaluate(statements: StatementsInput): Decision {
+  private evaluate(statements: StatementsInput, state: StateFacts | undefined): Decision {
     const ctx = this.ctx;
     return evaluate(
       {
@@ -246,7 +292,7 @@ export class GovernedGate implements SessionGate {
         environment: this.deps.environment,
         now: new Date(),
         session: { searchPath: ctx.state.searchPath, user: ctx.state.effectiveRole ?? ctx.info.user, prepared: ctx.state.prepared },
-        state: this.deps.services?.stateFor?.(ctx),
+        state,
       },
       this.deps.policy(),
     );

@@ -1,0 +1,64 @@
+import type { StatementFacts } from '../../analyzer/types.js';
+import type { Principal } from '../principal.js';
+import { stateFromSnapshot } from '../policy/state.js';
+import type { StateFacts } from '../policy/types.js';
+import { checkExpected, describeStale } from './expected.js';
+import { computeImpact } from './impact.js';
+import type { CatalogState } from './service.js';
+import { prefetchUsage } from './usage-glue.js';
+import type { UsageIndex } from './usage.js';
+
+/**
+ * Real state for one statement string, before the policy judges it: the catalog snapshot (sizes,
+ * dependents), who else used what a DDL alters or drops (usage index, async), and whether the
+ * session's declared expected schema is stale for the objects it touches.
+ */
+export interface PolicyStateInput {
+  readonly catalog: CatalogState;
+  readonly usage?: UsageIndex;
+  readonly database: string;
+  readonly searchPath: readonly string[];
+  readonly user: string;
+  readonly principal: Principal;
+  readonly application: string;
+  readonly statements: readonly StatementFacts[];
+  /** SET pgairlock.expect_schema of the session (or expected_schema of an MCP call). */
+  readonly expectSchema?: string;
+  /** How far back "recent use by others" looks. */
+  readonly usageWindowMs: number;
+}
+
+export interface PolicyState {
+  readonly state?: StateFacts;
+  /** The expected schema is stale for what this DDL touches: refuse, with this DETAIL. */
+  readonly stale?: { readonly detail: string; readonly liveSchemaHash: string };
+}
+
+const changesSchema = (statements: readonly StatementFacts[]) => statements.some((f) => f.kind === 'ddl' || f.nested.some((n) => n.kind === 'ddl'));
+
+/** Reads skip all of this (the hot path); only statements that write or change the schema pay for it. */
+export function needsState(statements: readonly StatementFacts[]): boolean {
+  return statements.some((f) => f.kind !== 'read' && f.kind !== 'tcl' && f.kind !== 'session');
+}
+
+export async function policyStateFor(input: PolicyStateInput): Promise<PolicyState> {
+  const ddl = changesSchema(input.statements);
+  // DDL is judged against the catalog as it is now (a cheap stats-only read when nothing changed);
+  // other writes use the last snapshot.
+  const snapshot = ddl
+    ? await input.catalog.refresh(input.database, 'demand')
+    : (input.catalog.get(input.database) ?? (await input.catalog.current(input.database)));
+  const path = [...input.searchPath];
+  let stale: PolicyState['stale'];
+  if (ddl && input.expectSchema) {
+    const touched = input.statements.flatMap((facts) => computeImpact({ facts, snapshot, searchPath: path, user: input.user }).touched);
+    const check = checkExpected(snapshot, { schemaHash: input.expectSchema }, touched, { findSnapshot: (h) => input.catalog.findVersion(input.database, h) });
+    if (check.stale) stale = { detail: describeStale(check), liveSchemaHash: check.liveSchemaHash };
+  }
+  const usage =
+    ddl && input.usage
+      ? await prefetchUsage(input.usage, { database: input.database, snapshot, searchPath: path, user: input.user }, input.statements, Date.now() - input.usageWindowMs, input.principal.name)
+      : undefined;
+  const state = stateFromSnapshot(snapshot, { searchPath: path, user: input.user, ...(usage ? { usage } : {}), drift: stale !== undefined });
+  return { state, ...(stale ? { stale } : {}) };
+}
