@@ -24,7 +24,9 @@ export async function runStart(opts: { config?: string }): Promise<void> {
     runtime = await startRuntime(config, log, { configSource: source });
   } catch (err) {
     await embedded?.stop();
-    throw err;
+    // Pools and timers of a half-started runtime must not keep a failed start alive.
+    console.error(`pgairlock: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(2);
   }
   const { host, port } = runtime.proxy.address;
   const user = embedded ? `postgres:${encodeURIComponent(embedded.password)}` : '<user>';

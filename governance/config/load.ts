@@ -34,6 +34,7 @@ export function envOverrides(env: NodeJS.ProcessEnv): (raw: ConfigInput) => Conf
     const out: ConfigInput = { ...raw };
     if (env.DATABASE_URL) out.upstream = { ...(raw.upstream ?? {}), url: env.DATABASE_URL };
     if (env.PGAIRLOCK_LISTEN) out.listen = env.PGAIRLOCK_LISTEN;
+    if (env.PGAIRLOCK_MCP_LISTEN) out.mcp = { ...(raw.mcp ?? {}), listen: env.PGAIRLOCK_MCP_LISTEN };
     if (env.PGAIRLOCK_LOG_LEVEL) out.log = { ...(raw.log ?? {}), level: env.PGAIRLOCK_LOG_LEVEL as never };
     return out;
   };
