@@ -17,6 +17,10 @@ export async function runStart(opts: { config?: string }): Promise<void> {
     log.info('no upstream configured (DATABASE_URL or upstream.url): starting an embedded PostgreSQL');
     embedded = await startEmbeddedPostgres(log);
     config.upstream.url = embedded.url;
+    if (config.principals.map.length === 0) {
+      // The demo needs someone who may approve: the embedded superuser is a DBA, everyone else an agent.
+      config.principals.map.push({ name: 'postgres', roles: ['dba'], match: { users: ['postgres'] } } as (typeof config.principals.map)[number]);
+    }
   }
 
   let runtime: Runtime;
@@ -33,7 +37,9 @@ export async function runStart(opts: { config?: string }): Promise<void> {
   const db = embedded ? 'postgres' : '<database>';
   process.stdout.write(
     `pgairlock is listening on ${host}:${port}${embedded ? ' (embedded PostgreSQL upstream)' : ''}\n` +
-      `connect with: psql "postgres://${user}@${host}:${port}/${db}"\n`,
+      `connect with: psql "postgres://${user}@${host}:${port}/${db}"\n` +
+      (embedded ? `as user postgres you are principal "postgres" (role dba); other users are agents under the default policy (docs/policy.md)\n` +
+        `admin console: psql "postgres://${user}@${host}:${port}/pgairlock" -c "SHOW HELP;"\n` : ''),
   );
 
   let stopping = false;
