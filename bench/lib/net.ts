@@ -1,16 +1,9 @@
 import net from 'node:net';
 
+import { freePortOn } from '../../cli/net.js';
+
 /** A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
+export const freePort = (): Promise<number> => freePortOn('127.0.0.1');
 
 function tryConnect(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
