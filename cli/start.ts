@@ -19,7 +19,7 @@ export async function runStart(opts: { config?: string }): Promise<void> {
     config.upstream.url = embedded.url;
     if (config.principals.map.length === 0) {
       // The demo needs someone who may approve: the embedded superuser is a DBA, everyone else an agent.
-      config.principals.map.push({ name: 'postgres', roles: ['dba'], match: { users: ['postgres'] } } as (typeof config.principals.map)[number]);
+      config.principals.map.push({ name: 'postgres', roles: ['dba'], match: { users: ['postgres'] } });
     }
   }
 

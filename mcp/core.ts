@@ -113,7 +113,7 @@ async function expectedSchemaCheck(gov: McpGovernance, database: string, expecte
 }
 
 /** Dry run: facts, findings and the decision this principal would get; nothing is executed or recorded. */
-export async function analyzeSql(gov: McpGovernance, id: McpIdentity, args: { sql: string; database?: string }) {
+export function analyzeSql(gov: McpGovernance, id: McpIdentity, args: { sql: string; database?: string }) {
   const database = args.database ?? defaultDatabase(gov);
   const statements = statementsOf(args.sql, gov.catalog?.get(database)?.serverVersion);
   const decision = evaluate(

@@ -90,7 +90,7 @@ export function buildMcpServer(gov: McpGovernance, id: McpIdentity): McpServer {
     inputSchema: { sql, ...db },
     outputSchema: loose,
     annotations: READ_ONLY,
-  }, (args: { sql: string; database?: string }) => handle(gov, 'analyze_sql', () => analyzeSql(gov, id, args)));
+  }, (args: { sql: string; database?: string }) => handle(gov, 'analyze_sql', () => Promise.resolve(analyzeSql(gov, id, args))));
 
   reg('run_sql', {
     title: 'Run SQL under policy',

@@ -74,7 +74,7 @@ export async function startProxy(config: Config, log: Logger, hooks: ProxyHooks 
     startupTimeoutMs: config.limits.startup_timeout_ms,
     route,
     gateFor: hooks.gateFor ? (info) => hooks.gateFor!(info, sessionById.get(info.sessionId)!) : undefined,
-    virtualDatabase: hooks.virtualDatabase,
+    virtualDatabase: hooks.virtualDatabase ? (session, info) => hooks.virtualDatabase!(session, info) : undefined,
     // Counted at the startup packet, not at accept: a CancelRequest must get through at the limit
     // (PostgreSQL serves cancels before its own connection limit check).
     admit: (s) => {

@@ -224,7 +224,7 @@ export class Session {
   }
 
   private upgradeToTls(): void {
-    const raw = this.client as net.Socket;
+    const raw = this.client;
     raw.removeAllListeners('data');
     raw.removeAllListeners('close');
     raw.write('S');

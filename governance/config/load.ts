@@ -50,7 +50,7 @@ export function loadConfig(opts: LoadOptions = {}): { config: Config; source: st
   const env = opts.env ?? process.env;
   const explicit = opts.path ?? env.PGAIRLOCK_CONFIG;
   const path = explicit ?? 'pgairlock.yaml';
-  let raw: unknown = {};
+  let raw: unknown;
   let source = '(defaults)';
   try {
     raw = parseYaml(readFileSync(path, 'utf8')) ?? {};
@@ -70,6 +70,6 @@ export function loadConfig(opts: LoadOptions = {}): { config: Config; source: st
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new ConfigError(`${source}: the top level must be a mapping of keys`, source);
   }
-  const withEnv = envOverrides(env)(raw as ConfigInput);
+  const withEnv = envOverrides(env)(raw);
   return { config: parseConfig(withEnv, source), source };
 }

@@ -53,7 +53,7 @@ export class DecisionServices implements GateServices {
     const d = stmt.decision;
     if (d.effect === 'allow') return this.allow(ctx, stmt, d);
     if (d.effect === 'deny') {
-      this.audit(ctx, stmt, summary(d), false);
+      void this.audit(ctx, stmt, summary(d), false);
       return { action: 'refuse', error: wireErrorToPg(d.error) };
     }
     return this.hold(ctx, stmt, d);
@@ -90,7 +90,7 @@ export class DecisionServices implements GateServices {
   private async hold(ctx: GateContext, stmt: GatedStatement, d: HoldDecision): Promise<GateVerdict> {
     const approvals = this.deps.approvals;
     if (!approvals) {
-      this.audit(ctx, stmt, summary(d), false);
+      void this.audit(ctx, stmt, summary(d), false);
       return { action: 'refuse', error: wireErrorToPg(d.error) };
     }
     const principal = ctx.principal;
@@ -115,7 +115,7 @@ export class DecisionServices implements GateServices {
         ttlMs: d.holdSpec.timeoutMs,
         mode: ctx.frontDoor === 'mcp' ? 'defer' : d.holdSpec.mode,
       });
-      this.audit(ctx, stmt, { ...summary(d), mode: d.holdSpec.mode, change_id: req.id }, false);
+      void this.audit(ctx, stmt, { ...summary(d), mode: d.holdSpec.mode, change_id: req.id }, false);
       if (d.holdSpec.mode === 'defer' || ctx.frontDoor === 'mcp') {
         return { action: 'refuse', error: this.heldError(d, req, 'deferred') };
       }
@@ -199,7 +199,7 @@ export class DecisionServices implements GateServices {
           audit.recordOutcome(
             receipt,
             failed
-              ? { status: 'error', sqlstate: o.error!.sqlstate, message: o.error!.message, durationMs: o.durationMs }
+              ? { status: 'error', sqlstate: o.error.sqlstate, message: o.error.message, durationMs: o.durationMs }
               : { status: tag === undefined ? 'error' : 'ok', commandTag: tag ?? null, rows: rowsOf(tag), durationMs: o.durationMs, sqlstate: tag === undefined ? 'XX000' : null, message: tag === undefined ? 'not executed: an earlier statement of the string failed' : null },
             session,
           );

@@ -127,8 +127,8 @@ export class GovernedGate implements SessionGate {
   readonly ctx: GateContext;
   private readonly abortWait: () => void;
   /** Prepared statements (protocol level) by name, and the portals bound from them. */
-  private readonly statements = new Map<string, { stmt: GatedStatement; fresh: boolean }>();
-  private readonly portals = new Map<string, { stmt: GatedStatement; fresh: boolean }>();
+  private readonly statements = new Map<string, PreparedEntry>();
+  private readonly portals = new Map<string, PreparedEntry>();
   /** Executions are governed one by one only when there is a decision path to record them. */
   private readonly tracksExecutions: boolean;
   /** Statements forwarded and not yet answered, oldest first (outcomes are matched in order). */
@@ -213,6 +213,9 @@ export class GovernedGate implements SessionGate {
       this.inFlight.push({ stmt: entry.stmt, started: performance.now(), tags: [] });
       return undefined;
     }
+    // Re-running a read changes nothing: its Parse's decision record covers every execution (the
+    // hot path of prepared workloads). Changes are governed and recorded per execution.
+    if (entry.readOnly) return undefined;
     const services = this.deps.services!;
     const verdict = services.onDecision ? services.onDecision(this.ctx, entry.stmt) : undefined;
     const track = (v: GateVerdict | undefined): GateVerdict | undefined => {
@@ -243,8 +246,7 @@ export class GovernedGate implements SessionGate {
     const inBlock = ctx.txStatus() !== TxStatus.Idle;
     const analysis = analyzeCached(sql, { serverVersion: ctx.serverVersion(), context: ctx.state.scriptContext(inBlock) });
     const statements: StatementsInput = analysis.ok ? analysis.statements : { parseError: analysis.error };
-    const prepare = this.deps.services?.prepareState;
-    const prepared = analysis.ok && prepare ? prepare(ctx, analysis.statements) : undefined;
+    const prepared = analysis.ok ? this.deps.services?.prepareState?.(ctx, analysis.statements) : undefined;
     const go = (p: PreparedState | undefined): GateVerdict | Promise<GateVerdict> | undefined => {
       if (p?.stale) {
         this.deps.services?.onStale?.(ctx, sql, p.stale.detail);
@@ -309,7 +311,7 @@ export class GovernedGate implements SessionGate {
     if (verdict === undefined || verdict.action === 'forward') {
       if (stmt.analysis.ok) this.ctx.state.apply(stmt.analysis.statements);
       if (stmt.via === 'parse') {
-        if (this.tracksExecutions) this.statements.set(stmt.statementName ?? '', { stmt, fresh: true });
+        if (this.tracksExecutions) this.statements.set(stmt.statementName ?? '', { stmt, fresh: true, readOnly: isReadOnly(stmt) });
       } else if (this.deps.services?.onOutcome) {
         this.inFlight.push({ stmt, started: performance.now(), tags: [] });
       }
@@ -365,6 +367,18 @@ export class GovernedGate implements SessionGate {
 }
 
 const FORWARD: GateVerdict = { action: 'forward' };
+
+interface PreparedEntry {
+  readonly stmt: GatedStatement;
+  /** Not executed yet since its Parse (whose decision record covers the first run). */
+  fresh: boolean;
+  readonly readOnly: boolean;
+}
+
+/** Plain reads: nothing nested, nothing opaque, nothing privileged. */
+function isReadOnly(stmt: GatedStatement): boolean {
+  return stmt.analysis.ok && stmt.analysis.statements.every((f) => f.kind === 'read' && f.nested.length === 0 && f.opaque.length === 0 && f.privileged.length === 0);
+}
 
 /** Without approvals wired in, a hold is refused with a message saying it needs approval. */
 export function defaultVerdict(d: Decision): GateVerdict | undefined {

@@ -5,6 +5,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postgresAvailable, redisAvailable, useTestDatabase } from '../harness/db.js';
 import { REDIS_URL } from '../harness/env.js';
 import { startTestRuntime, type TestRuntime } from '../harness/runtime.js';
+import { freePort } from '../harness/cluster.js';
+import { spawnCli } from '../harness/proxy.js';
+import { tempDir } from '../harness/tools.js';
+import { urlWithDatabase } from '../harness/db.js';
+import { ADMIN_DATABASE_URL } from '../harness/env.js';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { stringify as toYaml } from 'yaml';
+import type { ChildProcess } from 'node:child_process';
 import type { ConfigInput } from '../../governance/config/schema.js';
 
 /**
@@ -39,7 +48,7 @@ function configFor(opts: { approvals: number; timeout: string; redisPrefix?: str
       ],
     },
     ...(opts.redisPrefix ? { redis: { url: REDIS_URL, key_prefix: opts.redisPrefix } } : {}),
-  } as ConfigInput;
+  };
 }
 
 /** Starts a statement as the agent and resolves with the change id from the wait notice. */
@@ -187,6 +196,75 @@ describe.skipIf(!postgresAvailable() || !redisAvailable())('two replicas sharing
     // Woken by pub/sub, not by the 5 s safety re-check.
     expect(Date.now() - t0).toBeLessThan(3000);
     expect(await tableExists('replicated_1')).toBe(true);
+    await w.client.end();
+  });
+});
+
+describe.skipIf(!postgresAvailable() || !redisAvailable())('two proxy processes sharing one Redis', () => {
+  let a: TestRuntime;
+  let child: ChildProcess | undefined;
+  let bPort = 0;
+  let tmp: { dir: string; remove(): void };
+  beforeAll(async () => {
+    const prefix = `pgairlock-test-${randomBytes(4).toString('hex')}:`;
+    a = await startTestRuntime(db.name, configFor({ approvals: 1, timeout: '30s', redisPrefix: prefix }));
+    // Replica B is a real `pgairlock start` process with the same Redis prefix.
+    tmp = tempDir();
+    bPort = await freePort();
+    const upstream = new URL(ADMIN_DATABASE_URL);
+    upstream.searchParams.set('sslmode', 'disable');
+    const cfg = {
+      ...configFor({ approvals: 1, timeout: '30s', redisPrefix: prefix }),
+      listen: `127.0.0.1:${bPort}`,
+      upstream: { url: upstream.toString() },
+      mcp: { enabled: false },
+      instance: `replica-b-${randomBytes(3).toString('hex')}`,
+      audit: { database_url: urlWithDatabase(ADMIN_DATABASE_URL, db.name) },
+      log: { level: 'warn' },
+    };
+    const file = path.join(tmp.dir, 'replica-b.yaml');
+    writeFileSync(file, toYaml(cfg));
+    child = spawnCli(['start', '--config', file], { DATABASE_URL: '' });
+    let out = '';
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`replica B did not start: ${out}`)), 60_000);
+      const onData = (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('listening on')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      child!.stdout!.on('data', onData);
+      child!.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+      child!.once('exit', (code) => reject(new Error(`replica B exited ${code}: ${out}`)));
+    });
+  });
+  afterAll(async () => {
+    if (child && child.exitCode === null) {
+      const exited = new Promise((r) => child!.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    }
+    await a?.close();
+    tmp?.remove();
+  });
+
+  it('a change held on process A is approved through process B and A proceeds at once', async () => {
+    const w = await startWaiting(a, 'CREATE TABLE two_process_1(a int)');
+    const approver = new pg.Client({ connectionString: `postgres://${DBA1}@127.0.0.1:${bPort}/pgairlock` });
+    await approver.connect();
+    try {
+      const pending = await approver.query('SHOW PENDING');
+      expect(pending.rows.map((r: { id: string }) => r.id)).toContain(w.changeId);
+      const t0 = Date.now();
+      await approver.query(`APPROVE ${w.changeId}`);
+      expect((await w.result).command).toBe('CREATE');
+      expect(Date.now() - t0).toBeLessThan(3000);
+    } finally {
+      await approver.end();
+    }
+    expect(await tableExists('two_process_1')).toBe(true);
     await w.client.end();
   });
 });
