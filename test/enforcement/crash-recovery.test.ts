@@ -1,0 +1,119 @@
+import type { ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import pg from 'pg';
+import { stringify as toYaml } from 'yaml';
+import { afterAll, describe, expect, it } from 'vitest';
+import { AuditQuery } from '../../governance/audit/query.js';
+import { freePort } from '../harness/cluster.js';
+import { postgresAvailable, urlWithDatabase, useTestDatabase } from '../harness/db.js';
+import { ADMIN_DATABASE_URL } from '../harness/env.js';
+import { spawnCli } from '../harness/proxy.js';
+import { tempDir } from '../harness/tools.js';
+
+/**
+ * Issue 5: kill -9 the proxy process mid-load, restart it, and check that every change that
+ * reached PostgreSQL has a (write-ahead) decision record, that the interrupted decisions got an
+ * `unknown` outcome, and that the hash chain verifies.
+ */
+const db = useTestDatabase();
+
+async function startProxyProcess(configFile: string): Promise<ChildProcess> {
+  const child = spawnCli(['start', '--config', configFile], { DATABASE_URL: '' });
+  let out = '';
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`proxy did not start: ${out}`)), 60_000);
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('listening on')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    child.once('exit', (code) => reject(new Error(`proxy exited ${code}: ${out}`)));
+  });
+  return child;
+}
+
+describe.skipIf(!postgresAvailable())('crash of the proxy process mid-load', () => {
+  const tmp = tempDir();
+  let child: ChildProcess | undefined;
+  afterAll(async () => {
+    if (child && child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((r) => child!.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    }
+    tmp.remove();
+  });
+
+  it('every change that reached PostgreSQL has its decision record, and the chain verifies after restart', async () => {
+    await db.query('CREATE TABLE crash_t(i int primary key)');
+    const port = await freePort();
+    const upstream = new URL(ADMIN_DATABASE_URL);
+    upstream.searchParams.set('sslmode', 'disable');
+    const file = path.join(tmp.dir, 'pgairlock.yaml');
+    writeFileSync(
+      file,
+      toYaml({
+        listen: `127.0.0.1:${port}`,
+        upstream: { url: upstream.toString() },
+        instance: 'crash-test',
+        audit: { database_url: urlWithDatabase(ADMIN_DATABASE_URL, db.name) },
+        mcp: { enabled: false },
+        state: { enabled: false },
+        principals: { map: [{ name: 'dba', roles: ['dba'], match: { users: ['postgres'] } }] },
+        log: { level: 'warn' },
+      }),
+    );
+    child = await startProxyProcess(file);
+    const clients = await Promise.all(
+      [0, 1, 2, 3].map(async () => {
+        const c = new pg.Client({ connectionString: `postgres://postgres@127.0.0.1:${port}/${db.name}` });
+        c.on('error', () => undefined);
+        await c.connect();
+        return c;
+      }),
+    );
+    // Four writers insert distinct rows until the proxy dies under them (bounded: 2,000 rows).
+    const writers = clients.map(async (c, w) => {
+      for (let i = 0; i < 500; i++) {
+        try {
+          await c.query(`INSERT INTO crash_t VALUES (${w * 1000 + i})`);
+        } catch {
+          return;
+        }
+      }
+    });
+    await new Promise((r) => setTimeout(r, 1500));
+    child.kill('SIGKILL');
+    await Promise.all(writers);
+    await new Promise((r) => child!.once('exit', r)).catch(() => undefined);
+
+    const inserted = (await db.query<{ i: number }>('SELECT i FROM crash_t ORDER BY i')).rows.map((r) => r.i);
+    expect(inserted.length).toBeGreaterThan(0);
+    expect(inserted.length).toBeLessThan(2000);
+
+    // Restart: start-up recovers the decisions left without an outcome.
+    child = await startProxyProcess(file);
+    const q = new AuditQuery(urlWithDatabase(ADMIN_DATABASE_URL, db.name));
+    try {
+      const decided = await db.query<{ sql: string }>("SELECT body->>'sql' AS sql FROM pgairlock.audit_log WHERE kind = 'decision' AND (body->>'write_ahead')::boolean");
+      const texts = new Set(decided.rows.map((r) => r.sql));
+      const missing = inserted.filter((i) => !texts.has(`INSERT INTO crash_t VALUES (${i})`));
+      expect(missing).toEqual([]);
+      // After recovery every write-ahead decision has an outcome: the real one, or `unknown`.
+      const orphans = await db.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM pgairlock.audit_log d
+          WHERE d.kind = 'decision' AND (d.body->>'write_ahead')::boolean
+            AND NOT EXISTS (SELECT 1 FROM pgairlock.audit_log o WHERE o.kind = 'outcome' AND o.body->>'decision_id' = d.id::text)`,
+      );
+      expect(orphans.rows[0]?.n).toBe(0);
+      const report = await q.verify();
+      expect(report.ok).toBe(true);
+    } finally {
+      await q.close();
+    }
+  });
+});
