@@ -18,7 +18,7 @@
  * (test/analyzer/facts-locks-pg.test.ts).
  */
 import { isKnownSafeFunction } from './functions.js';
-import type { LockMode } from './types.js';
+import { LOCK_MODES, type LockMode } from './types.js';
 
 export interface LockSpec {
   readonly mode: LockMode;
@@ -248,16 +248,7 @@ export function addConstraintSpec(con: any): LockSpec {
 }
 
 /** Modes LOCK TABLE accepts, by libpg_query's numeric mode (lockdefs.h). */
-export const LOCK_STMT_MODES: readonly LockMode[] = [
-  'AccessShareLock', // 0 = NoLock is never produced by the grammar; index 1.. below
-  'AccessShareLock',
-  'RowShareLock',
-  'RowExclusiveLock',
-  'ShareUpdateExclusiveLock',
-  'ShareLock',
-  'ShareRowExclusiveLock',
-  'ExclusiveLock',
-  'AccessExclusiveLock',
-];
+// 0 = NoLock is never produced by the grammar; 1..8 are the modes in LOCK_MODES order.
+export const LOCK_STMT_MODES: readonly LockMode[] = ['AccessShareLock', ...LOCK_MODES];
 
 export { spec as lockSpec };

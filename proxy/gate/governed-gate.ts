@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { analyzeCached } from '../../analyzer/index.js';
 import type { Analysis, StatementFacts } from '../../analyzer/types.js';
@@ -18,8 +17,6 @@ export interface GatedStatement {
   readonly sql: string;
   readonly analysis: Analysis;
   readonly decision: Decision;
-  /** sha256 of the exact text: approvals are keyed on it, never on the fingerprint alone. */
-  readonly textHash: string;
   /** 'Q' simple query, 'P' extended Parse, 'F' FunctionCall. */
   readonly via: 'query' | 'parse' | 'function-call';
   /** Statement name for Parse ('' unnamed). */
@@ -89,7 +86,6 @@ export function wireErrorToPg(e: WireError): PgErrorFields {
   return { code: e.sqlstate, message: e.message, detail: e.detail || undefined, hint: e.hint, position: e.position };
 }
 
-export const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
 
 /** FunctionCall carries no SQL: it is judged as an opaque statement (agents are refused by default). */
 const FUNCTION_CALL_FACTS = (text: string): StatementFacts => ({
@@ -261,7 +257,7 @@ export class GovernedGate implements SessionGate {
         };
       }
       const decision = this.evaluate(statements, p?.state);
-      return this.finish({ sql, analysis, decision, textHash: sha256(sql), via, statementName });
+      return this.finish({ sql, analysis, decision, via, statementName });
     };
     if (prepared instanceof Promise) {
       return prepared.then(
@@ -281,7 +277,7 @@ export class GovernedGate implements SessionGate {
     const facts = FUNCTION_CALL_FACTS(text);
     const decision = this.evaluate([facts], undefined);
     const analysis: Analysis = { ok: true, sql: text, statements: [facts] };
-    return this.finish({ sql: text, analysis, decision, textHash: sha256(text), via: 'function-call' });
+    return this.finish({ sql: text, analysis, decision, via: 'function-call' });
   }
 
   private evaluate(statements: StatementsInput, state: StateFacts | undefined): Decision {
