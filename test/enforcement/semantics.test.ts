@@ -152,6 +152,14 @@ describe.skipIf(!postgresAvailable())('enforcement semantics', () => {
     expect(r.rows[0]).toEqual({ decisions: 3, write_ahead: 3, outcomes: 3 });
   });
 
+  it('refuses a statement over analyzer.max_statement_bytes before parsing it (54000), session usable', async () => {
+    const big = `SELECT 1 /* ${'x'.repeat(1024 * 1024 + 10)} */`;
+    const e = await failure(agent.query(big));
+    expect(e.code).toBe('54000');
+    expect(e.message).toContain('max_statement_bytes');
+    expect((await agent.query('SELECT 2 AS two')).rows[0].two).toBe(2);
+  });
+
   it('SET ROLE is privileged and refused for agents', async () => {
     const e = await failure(agent.query('SET ROLE postgres'));
     expect(e.code).toBe('42501');
