@@ -73,7 +73,7 @@ export async function startProxy(config: Config, log: Logger, hooks: ProxyHooks 
     maxStartupBytes: config.limits.max_startup_bytes,
     startupTimeoutMs: config.limits.startup_timeout_ms,
     route,
-    gateFor: hooks.gateFor ? (info) => hooks.gateFor!(info, sessionById.get(info.sessionId)!) : undefined,
+    gateFor: hooks.gateFor ? (session, info) => hooks.gateFor!(info, session) : undefined,
     virtualDatabase: hooks.virtualDatabase ? (session, info) => hooks.virtualDatabase!(session, info) : undefined,
     // Counted at the startup packet, not at accept: a CancelRequest must get through at the limit
     // (PostgreSQL serves cancels before its own connection limit check).
@@ -85,13 +85,11 @@ export async function startProxy(config: Config, log: Logger, hooks: ProxyHooks 
     onClose: (s) => {
       sessions.delete(s);
       admitted.delete(s);
-      sessionById.delete(s.id);
     },
   };
   const admitted = new Set<Session>();
   /** Sockets not yet past startup are bounded too (each lives at most limits.startup_timeout_ms). */
   const maxSockets = config.limits.max_client_connections * 2 + 16;
-  const sessionById = new Map<string, Session>();
 
   const server = net.createServer({ noDelay: true }, (socket) => {
     if (sessions.size >= maxSockets) {
@@ -111,7 +109,6 @@ export async function startProxy(config: Config, log: Logger, hooks: ProxyHooks 
     }
     const s = new Session(socket, env);
     sessions.add(s);
-    sessionById.set(s.id, s);
   });
   server.on('error', (err) => log.error({ err }, 'listener error'));
   const { host, port } = parseHostPort(config.listen);

@@ -31,7 +31,7 @@ export interface SessionEnv {
   /** Maps the client's database and user to the upstream (pgbouncer's [databases]). */
   route(database: string, user: string): Route;
   /** Gives the session its governance gate once the client is known (undefined: pass-through). */
-  gateFor?(info: SessionInfo): SessionGate | undefined;
+  gateFor?(session: Session, info: SessionInfo): SessionGate | undefined;
   /** Serves virtual databases (the admin console) instead of relaying; undefined when not virtual. */
   virtualDatabase?(session: Session, info: SessionInfo): VirtualHandler | undefined;
   onClose(session: Session): void;
@@ -420,6 +420,8 @@ export class Session {
   // ---- server side --------------------------------------------------------------------------
 
   private onServerData(chunk: Buffer): void {
+    // Bytes still arriving after the session ended (the client left first) have nobody to go to.
+    if (this.phase === 'closed') return;
     const f = this.serverFramer;
     f.push(chunk);
     const out = this.toClient;
@@ -473,7 +475,7 @@ export class Session {
     if (this.startupTimer) clearTimeout(this.startupTimer);
     const info = this.info!;
     this.virtual = this.env.virtualDatabase?.(this, info);
-    if (!this.virtual) this.gate = this.env.gateFor?.(info);
+    if (!this.virtual) this.gate = this.env.gateFor?.(this, info);
     this.log.info(
       { user: info.user, database: info.database, application: info.applicationName, client: this.clientAddress, tls: info.tls },
       'session ready',
