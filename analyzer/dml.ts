@@ -115,7 +115,7 @@ export function updateQuery(c: Collector, n: any, parent: Scope | undefined): vo
     c.walk(rt.val, scope);
   }
   if (n.whereClause === undefined && name) c.addDestructive(`UPDATE without WHERE changes every row of ${quoteRelation(name)}`);
-  else if (name && constantPredicate(n.whereClause)) c.addDestructive(`UPDATE with a constant WHERE (no column in it) may change every row of ${quoteRelation(name)}`);
+  else if (name && filtersNothing(n.whereClause)) c.addDestructive(`UPDATE with a constant WHERE (no column in it, or an OR branch true for every row) may change every row of ${quoteRelation(name)}`);
   c.walk(n.whereClause, scope);
   returning(c, n, scope);
 }
@@ -128,7 +128,7 @@ export function deleteQuery(c: Collector, n: any, parent: Scope | undefined): vo
   targetRelation(c, n.relation, scope, 'DELETE');
   c.walk(n.usingClause, scope);
   if (n.whereClause === undefined && name) c.addDestructive(`DELETE without WHERE removes every row of ${quoteRelation(name)}`);
-  else if (name && constantPredicate(n.whereClause)) c.addDestructive(`DELETE with a constant WHERE (no column in it) may remove every row of ${quoteRelation(name)}`);
+  else if (name && filtersNothing(n.whereClause)) c.addDestructive(`DELETE with a constant WHERE (no column in it, or an OR branch true for every row) may remove every row of ${quoteRelation(name)}`);
   c.walk(n.whereClause, scope);
   returning(c, n, scope);
 }
@@ -183,6 +183,35 @@ export function constantPredicate(expr: any): boolean {
   };
   visit(expr, 0);
   return constant;
+}
+
+/**
+ * A WHERE that may keep every row: a constant one, one with an OR branch that does (`id = 5 OR true`,
+ * `id = 5 OR 1 = 1`), an AND whose every part does, or a column compared with itself (`id = id`).
+ * Tautologies that need the schema or algebra (`id > 0`, `a IS NULL OR a IS NOT NULL`) are not
+ * caught: this closes the textual ways around a "no DELETE without WHERE" check, not all of logic.
+ */
+export function filtersNothing(expr: any): boolean {
+  if (expr === null || typeof expr !== 'object') return false;
+  if (constantPredicate(expr)) return true;
+  const b = expr.BoolExpr;
+  if (b && Array.isArray(b.args)) {
+    if (b.boolop === 'OR_EXPR') return b.args.some((a: any) => filtersNothing(a));
+    if (b.boolop === 'AND_EXPR') return b.args.every((a: any) => filtersNothing(a));
+    return false;
+  }
+  const a = expr.A_Expr;
+  if (a && a.kind === 'AEXPR_OP' && sameColumn(a.lexpr, a.rexpr)) {
+    const op = a.name?.[0]?.String?.sval;
+    return op === '=' || op === '<=' || op === '>=';
+  }
+  return false;
+}
+
+function sameColumn(l: any, r: any): boolean {
+  if (!l?.ColumnRef || !r?.ColumnRef) return false;
+  const name = (c: any) => JSON.stringify((c.ColumnRef.fields ?? []).map((f: any) => f.String?.sval ?? '*'));
+  return name(l) === name(r);
 }
 
 export const dmlKind = (c: Collector): StatementKind => (c.writes ? 'write' : 'read');

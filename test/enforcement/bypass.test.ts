@@ -57,6 +57,8 @@ const ATTEMPTS: readonly Attempt[] = [
   { name: 'terminating other backends', refused: 'SELECT pg_terminate_backend(pid) FROM pg_stat_activity', allowed: 'SELECT count(*) FROM pg_stat_activity' },
   { name: 'ALTER SYSTEM', refused: "ALTER SYSTEM SET work_mem = '1GB'", allowed: 'SHOW work_mem' },
   { name: 'UPDATE without WHERE', refused: "UPDATE victim SET v = 'gone'", allowed: "UPDATE victim SET v = v WHERE id = 1" },
+  { name: 'DELETE with an always-true OR branch', refused: 'DELETE FROM victim WHERE id = 1 OR 1 = 1', allowed: 'DELETE FROM victim WHERE id = -1 OR id = -2' },
+  { name: 'UPDATE with a column compared to itself', refused: "UPDATE victim SET v = 'gone' WHERE id = id", allowed: "UPDATE victim SET v = v WHERE id = 1 AND true" },
   { name: 'blocking index build', refused: 'CREATE INDEX victim_v ON victim (v)', allowed: 'SELECT 1' },
   { name: 'unparseable text is never forwarded unexamined', refused: 'DROP TABEL victim', allowed: 'SELECT 1' },
 ];
