@@ -62,13 +62,23 @@ export function dropCascade(c: Collector, n: any, what: string): void {
   if (n.behavior === 'DROP_CASCADE') c.addDestructive(`${what} ... CASCADE also drops every object that depends on it`);
 }
 
+/** Settings whose value is a list of names, each quoted by the server when needed (GUC_LIST_QUOTE). */
+const LIST_QUOTE_SETTINGS = new Set(['search_path', 'temp_tablespaces']);
+
 export function setting(n: any): SettingChange | undefined {
   if (!n) return undefined;
   const local = n.is_local === true;
   switch (n.kind) {
     case 'VAR_SET_VALUE': {
-      const vals = ((n.args ?? []) as any[]).map((a) => constText(a) ?? '').join(', ');
-      return { name: String(n.name ?? '').toLowerCase(), value: vals, local };
+      const name = String(n.name ?? '').toLowerCase();
+      // The server quotes each element of a list-of-names setting (flatten_set_variable_args, GUC_LIST_QUOTE):
+      // `SET search_path = "My Schema", 'a,b'` is two schemas, `"My Schema", "a,b"`; keep that form.
+      const quote = LIST_QUOTE_SETTINGS.has(name);
+      const vals = ((n.args ?? []) as any[]).map((a) => {
+        const t = constText(a) ?? '';
+        return quote && !/^[a-z_][a-z0-9_]*$/.test(t) ? `"${t.replaceAll('"', '""')}"` : t;
+      }).join(', ');
+      return { name, value: vals, local };
     }
     case 'VAR_SET_CURRENT':
       return { name: String(n.name ?? '').toLowerCase(), value: 'FROM CURRENT', local };

@@ -1,5 +1,6 @@
 import type { ParseFailure, RelationName, StatementFacts } from '../../analyzer/types.js';
 import type { Principal } from '../principal.js';
+import { searchPathSchemas } from '../search-path.js';
 import type { EvaluationInput, StateFacts } from './types.js';
 
 /**
@@ -21,58 +22,11 @@ export interface EvalEnv {
   readonly state: StateFacts | undefined;
 }
 
-const DEFAULT_SEARCH_PATH = ['$user', 'public'] as const;
+/** search_path parsing and `$user` expansion live in one place (governance/search-path.ts). */
+export { parseSearchPath } from '../search-path.js';
 
 export function expandSearchPath(path: readonly string[] | undefined, user: string | undefined): string[] {
-  const out: string[] = [];
-  for (const s of path ?? DEFAULT_SEARCH_PATH) {
-    if (s === '$user') {
-      if (user !== undefined) out.push(user);
-    } else {
-      out.push(s);
-    }
-  }
-  return out;
-}
-
-/**
- * Splits a search_path setting value as PostgreSQL writes it (`"$user", public, "My Schema"`) into names.
- * Unquoted names are case-folded to lower case as the server does; quoted ones are kept, with "" as a quote.
- */
-export function parseSearchPath(value: string): string[] {
-  const out: string[] = [];
-  let i = 0;
-  const n = value.length;
-  while (i < n) {
-    while (i < n && (value[i] === ' ' || value[i] === '\t' || value[i] === '\n' || value[i] === ',')) i++;
-    if (i >= n) break;
-    let name = '';
-    if (value[i] === '"') {
-      i++;
-      while (i < n) {
-        if (value[i] === '"') {
-          if (value[i + 1] === '"') {
-            name += '"';
-            i += 2;
-            continue;
-          }
-          i++;
-          break;
-        }
-        name += value[i];
-        i++;
-      }
-    } else {
-      while (i < n && value[i] !== ',') {
-        name += value[i];
-        i++;
-      }
-      name = name.trim().toLowerCase();
-    }
-    if (name.length > 0) out.push(name);
-    while (i < n && value[i] !== ',') i++;
-  }
-  return out;
+  return searchPathSchemas(path, user);
 }
 
 /** Schemas an unqualified name may resolve to (never empty: falls back to public). */

@@ -1,3 +1,4 @@
+import { searchPathSchemas as expandNames } from '../search-path.js';
 import type { CatalogObject, CatalogSnapshot, DependencyEdge, DependencyVia, ObjectKey, QualifiedName } from './types.js';
 
 /**
@@ -84,38 +85,12 @@ export function creationSchema(snapshot: CatalogSnapshot, searchPath: readonly s
   return searchPathSchemas(searchPath, user).find((s) => idx.byKey.has(`schema:${s}`));
 }
 
-/** search_path entries as schema names: unquoted, `$user` substituted, empty ones dropped. */
+/** search_path names (parsed: see governance/search-path.ts) as schemas: `$user` substituted, empty ones dropped. */
 export function searchPathSchemas(searchPath: readonly string[], user?: string): string[] {
-  const out: string[] = [];
-  for (const raw of searchPath) {
-    let s = raw.trim();
-    if (s.length >= 2 && s.startsWith('"') && s.endsWith('"')) s = s.slice(1, -1).replaceAll('""', '"');
-    if (s === '$user') {
-      if (user) out.push(user);
-      continue;
-    }
-    if (s) out.push(s);
-  }
-  return out;
+  return expandNames(searchPath, user);
 }
 
-/** Splits a search_path setting value (`"$user", public`) into entries. */
-export function parseSearchPath(value: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  let quoted = false;
-  for (const ch of value) {
-    if (ch === '"') quoted = !quoted;
-    if (ch === ',' && !quoted) {
-      out.push(cur.trim());
-      cur = '';
-      continue;
-    }
-    cur += ch;
-  }
-  if (cur.trim()) out.push(cur.trim());
-  return out;
-}
+export { parseSearchPath } from '../search-path.js';
 
 export function resolveFunctions(snapshot: CatalogSnapshot, fn: { readonly schema?: string; readonly name: string }, searchPath: readonly string[], user?: string): readonly CatalogObject[] {
   const idx = indexSnapshot(snapshot);

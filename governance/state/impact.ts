@@ -68,7 +68,7 @@ export interface ImpactFacts {
 export interface ImpactInput {
   readonly facts: StatementFacts;
   readonly snapshot: CatalogSnapshot;
-  /** Session search_path entries, e.g. ['"$user"', 'public'] (see parseSearchPath). */
+  /** Session search_path as parsed names, e.g. ['$user', 'public'] (see governance/search-path.ts parseSearchPath). */
   readonly searchPath: readonly string[];
   /** Session user, for "$user" in the search_path. */
   readonly user?: string;

@@ -25,7 +25,7 @@ factTable('session statements and settings', [
   { sql: "SET lock_timeout = '5s'", kind: 'session', tag: 'SET', setting: { name: 'lock_timeout', value: '5s', local: false } },
   { sql: 'SET LOCAL lock_timeout TO 5000', setting: { name: 'lock_timeout', value: '5000', local: true } },
   { sql: 'SET statement_timeout = 0', setting: { name: 'statement_timeout', value: '0' } },
-  { sql: 'SET search_path TO app, "Public"', setting: { name: 'search_path', value: 'app, Public' } },
+  { sql: 'SET search_path TO app, "Public"', setting: { name: 'search_path', value: 'app, "Public"' } },
   { sql: 'SET search_path = DEFAULT', tag: 'SET', setting: { name: 'search_path', value: undefined } },
   { sql: "SET TIME ZONE 'UTC'", setting: { name: 'timezone', value: 'UTC' } },
   { sql: 'SET TRANSACTION ISOLATION LEVEL SERIALIZABLE', setting: { name: 'transaction' } },

@@ -7,7 +7,7 @@ import { FIXTURE_ROWS_SQL, FIXTURE_SQL, withClient } from './helpers.js';
 /** The real analyzer's facts joined with a real snapshot: the contract between analyzer/ and governance/state. */
 
 const db = useTestDatabase();
-const SEARCH_PATH = ['"$user"', 'public'];
+const SEARCH_PATH = ['$user', 'public'];
 
 function one(sql: string): StatementFacts {
   const a = analyze(sql, { serverVersion: 150000 });

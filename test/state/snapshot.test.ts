@@ -8,7 +8,7 @@ import {
 import { facts, FIXTURE_ROWS_SQL, FIXTURE_SQL, withClient } from './helpers.js';
 
 const db = useTestDatabase();
-const SEARCH_PATH = ['"$user"', 'public'];
+const SEARCH_PATH = ['$user', 'public'];
 
 function obj<K extends CatalogObject['kind']>(s: CatalogSnapshot, key: string, kind: K): CatalogObject & { kind: K } {
   const o = s.objects.find((x) => x.key === key);
