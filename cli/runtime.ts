@@ -14,6 +14,7 @@ import { catalogStateFromConfig, usageIndexFromConfig } from '../governance/stat
 import { needsState, policyStateFor } from '../governance/state/policy-state.js';
 import { recordStatementUse } from '../governance/state/usage-glue.js';
 import { connectByUrl, type CatalogState } from '../governance/state/service.js';
+import { RowEstimator } from '../governance/state/explain.js';
 import type { CatalogSnapshot } from '../governance/state/types.js';
 import type { McpGovernance } from '../mcp/core.js';
 import { startMcpHttp, type McpHttpServer } from '../mcp/http.js';
@@ -87,7 +88,10 @@ export async function openGovernance(config: Config, log: Logger, opts: Governan
     : undefined;
 
   let catalog: CatalogState | undefined;
+  let estimator: RowEstimator | undefined;
   if (config.state.enabled && upstreamUrl) {
+    // EXPLAIN for state.min_estimated_rows: pgairlock's own connections, never a client's.
+    estimator = new RowEstimator({ baseUrl: upstreamUrl, timeoutMs: config.state.explain_timeout_ms });
     catalog = catalogStateFromConfig(config, {
       connect: connectByUrl(upstreamUrl, { application_name: 'pgairlock-catalog' }),
       onDrift: (ev) => {
@@ -141,6 +145,7 @@ export async function openGovernance(config: Config, log: Logger, opts: Governan
                 statements,
                 expectSchema: ctx.state.expectSchema,
                 usageWindowMs: config.state.usage.retention_hours * 3_600_000,
+                estimator,
               })
             : undefined
       : undefined,
@@ -161,6 +166,7 @@ export async function openGovernance(config: Config, log: Logger, opts: Governan
       stopSweep();
       await approvals.store.close();
       await catalog?.stop();
+      await estimator?.close();
       await usage?.close?.();
       await auditView?.close();
       await auditQuery?.close();

@@ -344,7 +344,10 @@ function compileStateConditions(s: StateSpec): UnitCondition[] {
       unknownWhenUnparsed: 'its row estimate is unknown (the statement could not be parsed)',
       test: ({ facts }, env) => {
         const est = env.state?.estimatedRows?.(facts);
-        if (est === undefined) return unknown(`its row estimate is unknown: no planner estimate was available for this ${facts.commandTag}`);
+        if (est === undefined) {
+          const why = env.state?.estimateError?.(facts);
+          return unknown(`its row estimate is unknown: ${why ?? `no planner estimate was available for this ${facts.commandTag}`}`);
+        }
         return est >= n ? yes(`the planner estimates ${est} rows (at least ${n})`) : no(`the planner estimates ${est} rows, fewer than ${n}`);
       },
     });

@@ -37,6 +37,8 @@ export interface StateFacts {
    * the caller ran one; undefined = unknown. Called only for rules with `state.min_estimated_rows`.
    */
   estimatedRows?(statement: StatementFacts): number | undefined;
+  /** Why the estimate of this statement is unknown (e.g. EXPLAIN's error), for the rule's reason. */
+  estimateError?(statement: StatementFacts): string | undefined;
   /** The session declared an expected schema and it differs from the live one (undefined: no expectation known). */
   readonly drift?: boolean;
 }

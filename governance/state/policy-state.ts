@@ -2,6 +2,8 @@ import type { StatementFacts } from '../../analyzer/types.js';
 import type { Principal } from '../principal.js';
 import { stateFromSnapshot } from '../policy/state.js';
 import type { StateFacts } from '../policy/types.js';
+import { searchPathSchemas } from '../search-path.js';
+import type { BoundValue, RowEstimate, RowEstimator } from './explain.js';
 import { checkExpected, describeStale } from './expected.js';
 import { computeImpact } from './impact.js';
 import type { CatalogState } from './service.js';
@@ -26,12 +28,26 @@ export interface PolicyStateInput {
   readonly expectSchema?: string;
   /** How far back "recent use by others" looks. */
   readonly usageWindowMs: number;
+  /** Runs EXPLAIN for `state.min_estimated_rows` (only when a rule asks: see estimateRows below). */
+  readonly estimator?: RowEstimator;
+}
+
+/** The extended protocol's Bind values of one execution, with the types its Parse declared. */
+export interface BoundParams {
+  readonly values: readonly BoundValue[];
+  readonly types: readonly number[];
 }
 
 export interface PolicyState {
   readonly state?: StateFacts;
   /** The expected schema is stale for what this DDL touches: refuse, with this DETAIL. */
   readonly stale?: { readonly detail: string; readonly liveSchemaHash: string };
+  /**
+   * The planner's estimate for one DML statement of this string, on pgairlock's own connection with the
+   * session's search_path (and the Bind values when given). The gate calls it only when a policy rule asked
+   * for the estimate of that statement; a rejection (bad SQL, permission, timeout) leaves it unknown.
+   */
+  readonly estimateRows?: (statement: StatementFacts, params?: BoundParams) => Promise<RowEstimate>;
 }
 
 const changesSchema = (statements: readonly StatementFacts[]) => statements.some((f) => f.kind === 'ddl' || f.nested.some((n) => n.kind === 'ddl'));
@@ -60,5 +76,14 @@ export async function policyStateFor(input: PolicyStateInput): Promise<PolicySta
       ? await prefetchUsage(input.usage, { database: input.database, snapshot, searchPath: path, user: input.user }, input.statements, Date.now() - input.usageWindowMs, input.principal.name)
       : undefined;
   const state = stateFromSnapshot(snapshot, { searchPath: path, user: input.user, ...(usage ? { usage } : {}), drift: stale !== undefined });
-  return { state, ...(stale ? { stale } : {}) };
+  const estimator = input.estimator;
+  const estimateRows = estimator
+    ? (statement: StatementFacts, params?: BoundParams) =>
+        estimator.estimate(input.database, statement.text, {
+          // `$user` is the client's role, not pgairlock's service user: resolve it here.
+          searchPath: searchPathSchemas(path, input.user),
+          ...(params ? { params: params.values, paramTypes: params.types } : {}),
+        })
+    : undefined;
+  return { state, ...(stale ? { stale } : {}), ...(estimateRows ? { estimateRows } : {}) };
 }

@@ -5,6 +5,8 @@ import { evaluate } from '../../governance/policy/evaluate.js';
 import type { CompiledPolicy } from '../../governance/policy/compile.js';
 import type { Decision, StatementsInput, StateFacts, WireError } from '../../governance/policy/types.js';
 import type { Principal } from '../../governance/principal.js';
+import type { BoundParams } from '../../governance/state/policy-state.js';
+import type { BoundValue, RowEstimate } from '../../governance/state/explain.js';
 import type { PgErrorFields } from '../errors.js';
 import type { GateVerdict, SessionGate, SessionInfo } from '../session.js';
 import { noticeResponse } from '../wire/encode.js';
@@ -21,6 +23,8 @@ export interface GatedStatement {
   readonly via: 'query' | 'parse' | 'function-call';
   /** Statement name for Parse ('' unnamed). */
   readonly statementName?: string;
+  /** Planner row estimates the decision used (state.min_estimated_rows), per top-level statement index. */
+  readonly estimatedRows?: ReadonlyMap<number, number>;
 }
 
 /**
@@ -43,6 +47,8 @@ export interface GateServices {
 export interface PreparedState {
   readonly state?: StateFacts;
   readonly stale?: { readonly detail: string; readonly liveSchemaHash: string };
+  /** EXPLAIN for one DML statement (see governance/state/policy-state.ts); asked only when a rule needs it. */
+  readonly estimateRows?: (statement: StatementFacts, params?: BoundParams) => Promise<RowEstimate>;
 }
 
 export interface StatementOutcomeEvent {
@@ -125,6 +131,8 @@ export class GovernedGate implements SessionGate {
   /** Prepared statements (protocol level) by name, and the portals bound from them. */
   private readonly statements = new Map<string, PreparedEntry>();
   private readonly portals = new Map<string, PreparedEntry>();
+  /** Bind values of portals whose statement is decided per execution (policy needs the planner's estimate). */
+  private readonly portalParams = new Map<string, BoundParams>();
   /** Executions are governed one by one only when there is a decision path to record them. */
   private readonly tracksExecutions: boolean;
   /** Statements forwarded and not yet answered, oldest first (outcomes are matched in order). */
@@ -165,18 +173,21 @@ export class GovernedGate implements SessionGate {
       }
       case Frontend.Parse: {
         const [name, next] = readCString(buf, start + 5, end);
-        const [sql] = readCString(buf, next, end);
-        return this.decide(sql, 'parse', name);
+        const [sql, after] = readCString(buf, next, end);
+        return this.decide(sql, 'parse', name, readParamTypes(buf, after, end));
       }
       case Frontend.FunctionCall:
         return this.decideFunctionCall(buf.readInt32BE(start + 5));
       case Frontend.Bind: {
         if (!this.tracksExecutions) return undefined;
         const [portal, next] = readCString(buf, start + 5, end);
-        const [statement] = readCString(buf, next, end);
+        const [statement, after] = readCString(buf, next, end);
         const entry = this.statements.get(statement);
         if (entry) this.portals.set(portal, entry);
         else this.portals.delete(portal);
+        // Only executions decided with their Bind values keep them (copied: the buffer is reused).
+        if (entry?.deferred) this.portalParams.set(portal, { values: readBindValues(buf, after, end), types: entry.deferred.paramTypes });
+        else this.portalParams.delete(portal);
         return undefined;
       }
       case Frontend.Execute: {
@@ -187,7 +198,10 @@ export class GovernedGate implements SessionGate {
       case Frontend.Close: {
         const [name] = readCString(buf, start + 6, end);
         if (buf[start + 5] === 0x53 /* S */) this.statements.delete(name);
-        else this.portals.delete(name);
+        else {
+          this.portals.delete(name);
+          this.portalParams.delete(name);
+        }
         return undefined;
       }
       default:
@@ -204,6 +218,10 @@ export class GovernedGate implements SessionGate {
   private onExecute(portal: string): GateVerdict | Promise<GateVerdict> | undefined {
     const entry = this.portals.get(portal);
     if (!entry) return undefined;
+    if (entry.deferred) {
+      entry.fresh = false;
+      return this.decideExecution(entry, this.portalParams.get(portal));
+    }
     if (entry.fresh) {
       entry.fresh = false;
       this.inFlight.push({ stmt: entry.stmt, started: performance.now(), tags: [] });
@@ -226,7 +244,7 @@ export class GovernedGate implements SessionGate {
    * Decides one statement string: analysis, policy, then the services (audit, approvals).
    * Public so other front doors (MCP) take exactly the wire's decision path.
    */
-  decide(sql: string, via: 'query' | 'parse', statementName?: string): GateVerdict | Promise<GateVerdict> | undefined {
+  decide(sql: string, via: 'query' | 'parse', statementName?: string, paramTypes: readonly number[] = NO_TYPES): GateVerdict | Promise<GateVerdict> | undefined {
     const ctx = this.ctx;
     const max = this.deps.maxStatementBytes;
     if (max !== undefined && sql.length > max / 3 && Buffer.byteLength(sql) > max) {
@@ -244,20 +262,18 @@ export class GovernedGate implements SessionGate {
     const statements: StatementsInput = analysis.ok ? analysis.statements : { parseError: analysis.error };
     const prepared = analysis.ok ? this.deps.services?.prepareState?.(ctx, analysis.statements) : undefined;
     const go = (p: PreparedState | undefined): GateVerdict | Promise<GateVerdict> | undefined => {
-      if (p?.stale) {
-        this.deps.services?.onStale?.(ctx, sql, p.stale.detail);
-        return {
-          action: 'refuse',
-          error: {
-            code: '42501',
-            message: 'pgairlock: the live schema differs from the one this session expects (pgairlock.expect_schema) for the objects this statement touches',
-            detail: p.stale.detail,
-            hint: `Review the changes, then declare the live version: SET pgairlock.expect_schema = '${p.stale.liveSchemaHash}';`,
-          },
-        };
+      if (p?.stale) return this.staleRefusal(sql, p.stale);
+      const probe = p?.state && p.estimateRows ? estimateProbe(p.state) : undefined;
+      const decision = this.evaluate(statements, probe?.state ?? p?.state);
+      if (!probe || probe.asked.length === 0 || !analysis.ok) return this.finish({ sql, analysis, decision, via, statementName });
+      if (via === 'parse' && this.tracksExecutions) {
+        // A rule needs the planner's estimate, which depends on the Bind values: nothing runs at Parse, so
+        // each execution is decided (and audited) at its Execute, with its own parameters.
+        return this.settle({ sql, analysis, decision, via, statementName }, undefined, { paramTypes });
       }
-      const decision = this.evaluate(statements, p?.state);
-      return this.finish({ sql, analysis, decision, via, statementName });
+      return this.withEstimates(statements as readonly StatementFacts[], p!, probe.asked, undefined).then((est) =>
+        this.finish({ sql, analysis, decision: est.judge((st) => this.evaluate(statements, st)), via, statementName, estimatedRows: est.byIndex }) ?? FORWARD,
+      );
     };
     if (prepared instanceof Promise) {
       return prepared.then(
@@ -270,6 +286,95 @@ export class GovernedGate implements SessionGate {
       ).then((v) => v ?? FORWARD);
     }
     return go(prepared);
+  }
+
+  private staleRefusal(sql: string, stale: NonNullable<PreparedState['stale']>): GateVerdict {
+    this.deps.services?.onStale?.(this.ctx, sql, stale.detail);
+    return {
+      action: 'refuse',
+      error: {
+        code: '42501',
+        message: 'pgairlock: the live schema differs from the one this session expects (pgairlock.expect_schema) for the objects this statement touches',
+        detail: stale.detail,
+        hint: `Review the changes, then declare the live version: SET pgairlock.expect_schema = '${stale.liveSchemaHash}';`,
+      },
+    };
+  }
+
+  /**
+   * Runs EXPLAIN for the statements a rule asked about (top-level DML only: a nested statement cannot be
+   * planned alone), in parallel. Failures are kept as the reason the estimate is unknown (fail closed).
+   */
+  private async withEstimates(statements: readonly StatementFacts[], p: PreparedState, asked: readonly StatementFacts[], params: BoundParams | undefined): Promise<Estimates> {
+    const known = new Map<StatementFacts, number>();
+    const failed = new Map<StatementFacts, string>();
+    await Promise.all(
+      asked.map(async (f) => {
+        if (f.kind !== 'write' || !statements.includes(f)) {
+          failed.set(f, `the planner's estimate is taken for top-level INSERT, UPDATE, DELETE and MERGE statements only, not for this ${f.commandTag}`);
+          return;
+        }
+        try {
+          known.set(f, (await p.estimateRows!(f, params)).rows);
+        } catch (err) {
+          const e = err as { code?: string; message?: string };
+          this.ctx.log.warn({ err: e.message, sqlstate: e.code }, 'row estimate (EXPLAIN) failed');
+          failed.set(f, `EXPLAIN failed on pgairlock's service connection${e.code ? ` (SQLSTATE ${e.code})` : ''}: ${e.message ?? String(err)}`);
+        }
+      }),
+    );
+    const byIndex = new Map<number, number>();
+    statements.forEach((f, i) => {
+      const n = known.get(f);
+      if (n !== undefined) byIndex.set(i, n);
+    });
+    const base = p.state!;
+    const state: StateFacts = {
+      relation: (name) => base.relation(name),
+      ...(base.drift !== undefined ? { drift: base.drift } : {}),
+      estimatedRows: (f) => known.get(f),
+      estimateError: (f) => failed.get(f),
+    };
+    return {
+      byIndex,
+      judge: (evaluate) => {
+        const d = evaluate(state);
+        if (d.effect === 'allow' || failed.size === 0) return d;
+        const hint = 'The row estimate is EXPLAIN (without ANALYZE) run as pgairlock\'s service user with the session\'s search_path: check the statement, or that this user may plan it.';
+        return { ...d, error: { ...d.error, hint: d.error.hint ? `${d.error.hint} ${hint}` : hint } };
+      },
+    };
+  }
+
+  /**
+   * One execution of a prepared statement whose policy needs the planner's estimate: judged now with this
+   * Bind's values and the current state, then audited and approved like any statement (per execution).
+   */
+  private async decideExecution(entry: PreparedEntry, params: BoundParams | undefined): Promise<GateVerdict> {
+    const ctx = this.ctx;
+    const { sql, analysis } = entry.stmt;
+    if (!analysis.ok) return FORWARD;
+    const statements = analysis.statements;
+    let p: PreparedState | undefined;
+    try {
+      p = await this.deps.services?.prepareState?.(ctx, statements);
+    } catch (err) {
+      ctx.log.warn({ err }, 'real state unavailable for this statement');
+    }
+    if (p?.stale) return this.staleRefusal(sql, p.stale);
+    let estimatedRows: ReadonlyMap<number, number> | undefined;
+    const probe = p?.state && p.estimateRows ? estimateProbe(p.state) : undefined;
+    let decision = this.evaluate(statements, probe?.state ?? p?.state);
+    if (probe && probe.asked.length > 0) {
+      const est = await this.withEstimates(statements, p!, probe.asked, params ?? { values: [], types: entry.deferred?.paramTypes ?? NO_TYPES });
+      decision = est.judge((st) => this.evaluate(statements, st));
+      estimatedRows = est.byIndex;
+    }
+    const stmt: GatedStatement = { ...entry.stmt, decision, ...(estimatedRows ? { estimatedRows } : {}) };
+    const services = this.deps.services!;
+    const verdict = (await (services.onDecision ? services.onDecision(ctx, stmt) : defaultVerdict(decision))) ?? FORWARD;
+    if (verdict.action === 'forward') this.inFlight.push({ stmt, started: performance.now(), tags: [] });
+    return verdict;
   }
 
   private decideFunctionCall(oid: number): GateVerdict | Promise<GateVerdict> | undefined {
@@ -303,11 +408,11 @@ export class GovernedGate implements SessionGate {
     return this.settle(stmt, verdict);
   }
 
-  private settle(stmt: GatedStatement, verdict: GateVerdict | undefined): GateVerdict | undefined {
+  private settle(stmt: GatedStatement, verdict: GateVerdict | undefined, deferred?: PreparedEntry['deferred']): GateVerdict | undefined {
     if (verdict === undefined || verdict.action === 'forward') {
       if (stmt.analysis.ok) this.ctx.state.apply(stmt.analysis.statements);
       if (stmt.via === 'parse') {
-        if (this.tracksExecutions) this.statements.set(stmt.statementName ?? '', { stmt, fresh: true, readOnly: isReadOnly(stmt) });
+        if (this.tracksExecutions) this.statements.set(stmt.statementName ?? '', { stmt, fresh: true, readOnly: isReadOnly(stmt), ...(deferred ? { deferred } : {}) });
       } else if (this.deps.services?.onOutcome) {
         this.inFlight.push({ stmt, started: performance.now(), tags: [] });
       }
@@ -369,6 +474,64 @@ interface PreparedEntry {
   /** Not executed yet since its Parse (whose decision record covers the first run). */
   fresh: boolean;
   readonly readOnly: boolean;
+  /** Decided at each Execute with its Bind values (a rule needs the planner's estimate); Parse's types. */
+  readonly deferred?: { readonly paramTypes: readonly number[] };
+}
+
+const NO_TYPES: readonly number[] = Object.freeze([]);
+
+interface Estimates {
+  /** Estimates by top-level statement index (for the audit record). */
+  readonly byIndex: ReadonlyMap<number, number>;
+  /** Evaluates with the estimates known; a refusal caused by a failed EXPLAIN gets a hint saying so. */
+  judge(evaluate: (state: StateFacts) => Decision): Decision;
+}
+
+/** The state as is, noting which statements a rule asked the row estimate of (answered: unknown). */
+function estimateProbe(base: StateFacts): { state: StateFacts; asked: StatementFacts[] } {
+  const asked: StatementFacts[] = [];
+  const state: StateFacts = {
+    relation: (name) => base.relation(name),
+    ...(base.drift !== undefined ? { drift: base.drift } : {}),
+    estimatedRows: (f) => {
+      if (!asked.includes(f)) asked.push(f);
+      return undefined;
+    },
+  };
+  return { state, asked };
+}
+
+/** Parse's parameter type OIDs (int16 count, then int32 each; 0 = unspecified). */
+function readParamTypes(buf: Buffer, off: number, end: number): readonly number[] {
+  if (off + 2 > end) return NO_TYPES;
+  const n = buf.readInt16BE(off);
+  if (n <= 0) return NO_TYPES;
+  const out: number[] = [];
+  for (let i = 0, p = off + 2; i < n && p + 4 <= end; i++, p += 4) out.push(buf.readUInt32BE(p));
+  return out;
+}
+
+/** Bind's parameter values (after the portal and statement names): text as strings, binary as Buffers, NULL as null. */
+function readBindValues(buf: Buffer, off: number, end: number): BoundValue[] {
+  const nFormats = buf.readInt16BE(off);
+  const formats: number[] = [];
+  let p = off + 2;
+  for (let i = 0; i < nFormats; i++, p += 2) formats.push(buf.readInt16BE(p));
+  const n = buf.readInt16BE(p);
+  p += 2;
+  const out: BoundValue[] = [];
+  for (let i = 0; i < n && p + 4 <= end; i++) {
+    const len = buf.readInt32BE(p);
+    p += 4;
+    if (len < 0) {
+      out.push(null);
+      continue;
+    }
+    const binary = (nFormats === 1 ? formats[0] : formats[i]) === 1;
+    out.push(binary ? Buffer.from(buf.subarray(p, p + len)) : buf.toString('utf8', p, p + len));
+    p += len;
+  }
+  return out;
 }
 
 /** Plain reads: nothing nested, nothing opaque, nothing privileged. */

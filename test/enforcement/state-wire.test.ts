@@ -57,10 +57,15 @@ describe.skipIf(!postgresAvailable())('real state on the wire', () => {
     const reader = await client(READER, 'billing-service');
     await reader.query('SELECT email FROM users WHERE id = 1');
     await reader.end();
-    await new Promise((r) => setTimeout(r, 300)); // usage is buffered, flushed every 10 ms here
     const writer = await client(WRITER, 'migration-bot');
     try {
-      const e = await refused(writer, 'ALTER TABLE users RENAME COLUMN email TO mail');
+      // Usage is buffered (flushed every 10 ms here) and recorded once the catalog snapshot is read: on a
+      // loaded machine that can take a moment, so ask again until it is there (each ask is only refused).
+      let e = await refused(writer, 'ALTER TABLE users RENAME COLUMN email TO mail');
+      for (const until = Date.now() + 10_000; !e.message.includes('column-in-use-denied') && Date.now() < until; ) {
+        await new Promise((r) => setTimeout(r, 100));
+        e = await refused(writer, 'ALTER TABLE users RENAME COLUMN email TO mail');
+      }
       expect(e.message).toContain('column-in-use-denied');
       expect(`${e.detail}`).toMatch(/billing-service|airlock_state_reader/);
       // A column nobody else used is only held (agent DDL), not denied for usage.
