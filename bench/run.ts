@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { Cleanup } from './lib/cleanup.js';
 import { cpuSecondsBetween, readCpu, type CpuSample } from './lib/cpu.js';
 import { describeMachine } from './lib/machine.js';
-import { startPgairlock, type PgairlockEntry, type PgairlockVariant } from './lib/pgairlock.js';
+import { PASSTHROUGH_SPEC, startPgairlock, type PgairlockEntry, type PgairlockVariant } from './lib/pgairlock.js';
 import { WORKLOADS, parsePgbenchOutput, pgbenchArgs, pgbenchEnv, runCommand, type Endpoint, type Workload } from './lib/pgbench.js';
 import { pgbouncerBinary, startPgbouncer } from './lib/pgbouncer.js';
 import { formatReport } from './lib/report.js';
@@ -34,11 +34,15 @@ and prints paired ratios, median TPS and proxy CPU µs per transaction.
   --jobs <n>                pgbench -j threads (default 1)
   --warmup <s>              one discarded select-only run per target before measuring (default 3, 0 = none)
   --upstream <url>          the PostgreSQL server (default $PGAIRLOCK_BENCH_UPSTREAM or postgres://postgres@127.0.0.1:5432/postgres)
-  --pgairlock-config <file> pgairlock.yaml for the pgairlock target (e.g. policy and audit on)
+  --pgairlock-config <file> pgairlock.yaml for the pgairlock target (e.g. policy and audit on), or
+                            ${PASSTHROUGH_SPEC} for the proxy foundation alone (see below)
   --pgairlock-label <text>  label of the pgairlock target (default "pgairlock")
   --pgairlock-variant <label=file>
                             an extra pgairlock target (repeatable); "label=" for no config file. All variants
                             run in the same interleaved rounds, e.g. pass-through vs policy on.
+                            "label=${PASSTHROUGH_SPEC}" runs bench/lib/passthrough.ts instead of pgairlock start:
+                            the same proxy (and --pgairlock-entry) with no gate, console, audit or MCP, i.e. the
+                            hop alone (issue #2's target), e.g. --pgairlock-variant passthrough=${PASSTHROUGH_SPEC}
   --pgairlock-entry <tsx|dist>  run cli/main.ts through tsx (default) or the built bin/pgairlock.js
   --os-user <name>          OS user for pgbouncer when run as root (default postgres)
   --json <file>             also write every run's record and the machine as JSON
@@ -108,13 +112,14 @@ function parseOptions(argv: string[]): Options | 'help' {
   }
   const entry = values['pgairlock-entry'] ?? 'tsx';
   if (entry !== 'tsx' && entry !== 'dist') throw new UsageError(`--pgairlock-entry must be tsx or dist, got "${entry}"`);
+  const variant = (label: string, file: string | undefined): PgairlockVariant =>
+    file === PASSTHROUGH_SPEC ? { label, configFile: undefined, passthrough: true } : { label, configFile: file === '' ? undefined : file };
   const variants: PgairlockVariant[] = [
-    { label: values['pgairlock-label'] ?? 'pgairlock', configFile: values['pgairlock-config'] },
+    variant(values['pgairlock-label'] ?? 'pgairlock', values['pgairlock-config']),
     ...(values['pgairlock-variant'] ?? []).map((spec): PgairlockVariant => {
       const eq = spec.indexOf('=');
-      if (eq <= 0) throw new UsageError(`--pgairlock-variant expects label=configfile (or "label="), got "${spec}"`);
-      const file = spec.slice(eq + 1);
-      return { label: spec.slice(0, eq), configFile: file === '' ? undefined : file };
+      if (eq <= 0) throw new UsageError(`--pgairlock-variant expects label=configfile, "label=" or "label=${PASSTHROUGH_SPEC}", got "${spec}"`);
+      return variant(spec.slice(0, eq), spec.slice(eq + 1));
     }),
   ];
   if (new Set(variants.map((v) => v.label)).size !== variants.length) throw new UsageError('pgairlock variant labels must be distinct');
@@ -346,7 +351,7 @@ async function main(): Promise<number> {
       records,
       machine,
       command: `npm run bench -- ${process.argv.slice(2).map(shellQuote).join(' ')}`.trim(),
-      settings: `code ${code}; pgbench -T ${o.durationS} -j ${o.jobs}, scale ${o.scale}, ${o.rounds} rounds, warm-up ${o.warmupS} s, pgbouncer pool_mode=session, pgairlock via ${o.entry}${o.variants.some((v) => v.configFile) ? `, configs: ${o.variants.map((v) => `${v.label}=${v.configFile ?? '(none)'}`).join(', ')}` : ''}`,
+      settings: `code ${code}; pgbench -T ${o.durationS} -j ${o.jobs}, scale ${o.scale}, ${o.rounds} rounds, warm-up ${o.warmupS} s, pgbouncer pool_mode=session, pgairlock via ${o.entry}${o.variants.some((v) => v.configFile || v.passthrough) ? `, configs: ${o.variants.map((v) => `${v.label}=${v.passthrough ? PASSTHROUGH_SPEC : (v.configFile ?? '(none)')}`).join(', ')}` : ''}`,
       unavailable,
       loadAtEnd: os.loadavg().map((l) => Math.round(l * 100) / 100),
     };

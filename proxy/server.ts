@@ -8,6 +8,7 @@ import { PgError, SqlState } from './errors.js';
 import { Session, type Route, type SessionEnv, type SessionGate, type SessionInfo, type VirtualHandler } from './session.js';
 import type { UpstreamTarget } from './upstream.js';
 import { errorResponse } from './wire/encode.js';
+import { reuseReadBuffersByDefault } from './wire/readbuf.js';
 
 export interface ProxyHooks {
   gateFor?(info: SessionInfo, session: Session): SessionGate | undefined;
@@ -71,6 +72,7 @@ export async function startProxy(config: Config, log: Logger, hooks: ProxyHooks 
     tlsContext,
     maxMessageBytes: config.limits.max_message_bytes,
     maxStartupBytes: config.limits.max_startup_bytes,
+    reuseReadBuffers: reuseReadBuffersByDefault,
     startupTimeoutMs: config.limits.startup_timeout_ms,
     route,
     gateFor: hooks.gateFor ? (session, info) => hooks.gateFor!(info, session) : undefined,

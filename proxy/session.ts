@@ -15,6 +15,7 @@ import {
   startupMessage,
 } from './wire/encode.js';
 import { Framer, readCString } from './wire/framer.js';
+import { useReadBuffer, type ReadBuffer } from './wire/readbuf.js';
 import { AuthCode, Backend, Frontend, StartupCode, TxStatus } from './wire/protocol.js';
 import { readStartupPacket, type StartupPacket } from './wire/startup.js';
 
@@ -26,6 +27,8 @@ export interface SessionEnv {
   readonly maxMessageBytes: number;
   readonly maxStartupBytes: number;
   readonly startupTimeoutMs: number;
+  /** Read plain (non-TLS) sockets into one reused buffer each (proxy/wire/readbuf.ts); default true. */
+  readonly reuseReadBuffers?: boolean;
   /** Admits a session at its startup packet; false when limits.max_client_connections is reached. */
   admit(session: Session): boolean;
   /** Maps the client's database and user to the upstream (pgbouncer's [databases]). */
@@ -63,6 +66,10 @@ export type GateVerdict =
   | { readonly action: 'forward' }
   | { readonly action: 'refuse'; readonly error: PgErrorFields };
 
+/**
+ * The message bytes passed to a gate (buf[start, end)) are valid only during the call: they may lie
+ * in a read buffer that is reused for the next read. Copy what must outlive the call.
+ */
 export interface SessionGate {
   onClientMessage(type: number, buf: Buffer, start: number, end: number): GateVerdict | Promise<GateVerdict> | undefined;
   /** Backend messages the gate follows to learn outcomes: CommandComplete, ErrorResponse, ReadyForQuery. */
@@ -91,6 +98,13 @@ interface PendingRefusal {
 const SCRAM_PLUS = 'SCRAM-SHA-256-PLUS';
 
 /**
+ * Size of each reused read buffer (one per direction per session). A read never returns more than
+ * this, so larger messages arrive in several reads (the framer assembles them); pgbouncer's own
+ * pkt_buf is 4 KiB.
+ */
+const READ_BUFFER_BYTES = 16 * 1024;
+
+/**
  * One client connection and its upstream connection (session mode). Frames every message in both
  * directions and forwards whole messages in batches; intercepts only what it must: the cancel key,
  * the SASL mechanism list over upstream TLS, and what the gate decides.
@@ -117,6 +131,9 @@ export class Session {
   private readonly serverFramer: Framer;
   private toUpstream?: WriteBatcher;
   private toClient: WriteBatcher;
+  /** Reused read buffers, when the sockets allow them (else 'data' events). */
+  private clientReader?: ReadBuffer;
+  private serverReader?: ReadBuffer;
   private upstreamKey?: { pid: number; secret: Buffer };
   private releaseKey?: () => void;
   private requestedMinor = 0;
@@ -161,6 +178,11 @@ export class Session {
     return this.upstreamKey?.pid;
   }
 
+  /** Which sides read into a reused buffer (proxy/wire/readbuf.ts) rather than through 'data' events. */
+  get readBuffers(): { client: boolean; server: boolean } {
+    return { client: this.clientReader !== undefined, server: this.serverReader !== undefined };
+  }
+
   get isTls(): boolean {
     return this.client instanceof tls.TLSSocket;
   }
@@ -173,6 +195,11 @@ export class Session {
       return;
     }
     this.clientFramer.push(chunk);
+    this.drainClient();
+  };
+
+  private readonly onClientChunk = (buf: Buffer, length: number): void => {
+    this.clientFramer.push(buf, length);
     this.drainClient();
   };
 
@@ -275,7 +302,8 @@ export class Session {
     }
     this.upstream = upstream;
     this.toUpstream = new WriteBatcher(upstream);
-    upstream.on('data', (chunk: Buffer) => this.onServerData(chunk));
+    this.useReadBuffers(upstream);
+    if (!this.serverReader) upstream.on('data', (chunk: Buffer) => this.onServerData(chunk, chunk.length));
     upstream.on('error', (err) => this.log.debug({ err: err.message }, 'upstream socket error'));
     upstream.on('close', () => this.onServerClose());
     const forwarded = new Map(params);
@@ -290,6 +318,21 @@ export class Session {
       this.drainClient();
     }
     this.client.resume();
+  }
+
+  /**
+   * Both sockets plain: read each into a reused buffer. Views of it go straight into writes to the
+   * other socket, so a batcher releases its source's buffer when a write stays queued. TLS on
+   * either side keeps the stream path (a TLS write may hold the cleartext until the handshake).
+   * Called with the client paused and before the first byte of the upstream's answer.
+   */
+  private useReadBuffers(upstream: UpstreamSocket): void {
+    if (this.env.reuseReadBuffers === false || this.isTls || upstream instanceof tls.TLSSocket) return;
+    this.serverReader = useReadBuffer(upstream, READ_BUFFER_BYTES, this.onServerChunk);
+    if (!this.serverReader) return;
+    this.clientReader = useReadBuffer(this.client, READ_BUFFER_BYTES, this.onClientChunk);
+    this.toClient.source = this.serverReader;
+    this.toUpstream!.source = this.clientReader;
   }
 
   /**
@@ -419,11 +462,15 @@ export class Session {
 
   // ---- server side --------------------------------------------------------------------------
 
-  private onServerData(chunk: Buffer): void {
+  private readonly onServerChunk = (buf: Buffer, length: number): void => {
+    this.onServerData(buf, length);
+  };
+
+  private onServerData(chunk: Buffer, length: number): void {
     // Bytes still arriving after the session ended (the client left first) have nobody to go to.
     if (this.phase === 'closed') return;
     const f = this.serverFramer;
-    f.push(chunk);
+    f.push(chunk, length);
     const out = this.toClient;
     const gate = this.gate;
     while (f.next()) {

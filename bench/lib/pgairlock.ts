@@ -18,7 +18,15 @@ export interface PgairlockVariant {
   readonly label: string;
   /** pgairlock.yaml for this variant (passed as --config); none = defaults plus the environment. */
   readonly configFile: string | undefined;
+  /**
+   * Run bench/lib/passthrough.ts instead of `pgairlock start`: the proxy foundation with no gate,
+   * console, audit or MCP server (the hop alone, what issue #2's 0.85x-of-pgbouncer target is about).
+   */
+  readonly passthrough?: boolean;
 }
+
+/** The value of --pgairlock-variant / --pgairlock-config that selects the pass-through entry. */
+export const PASSTHROUGH_SPEC = '@passthrough';
 
 /** How the proxy is launched: TypeScript through tsx (no build needed) or the built bin/pgairlock.js. */
 export type PgairlockEntry = 'tsx' | 'dist';
@@ -40,8 +48,12 @@ export interface RunningPgairlock {
 }
 
 /** The argv that starts the proxy (the process we spawn is the proxy itself, so its pid is what we measure). */
-export function pgairlockCommand(repoRoot: string, entry: PgairlockEntry, configFile: string | undefined): string[] {
+export function pgairlockCommand(repoRoot: string, entry: PgairlockEntry, configFile: string | undefined, passthrough = false): string[] {
   const config = configFile ? ['--config', path.resolve(configFile)] : [];
+  if (passthrough) {
+    // Always through tsx (the script is bench code); --entry picks whether it loads proxy/ or dist/.
+    return [process.execPath, '--import', 'tsx', path.join(repoRoot, 'bench', 'lib', 'passthrough.ts'), '--entry', entry, ...config];
+  }
   if (entry === 'dist') return [process.execPath, path.join(repoRoot, 'bin', 'pgairlock.js'), 'start', ...config];
   return [process.execPath, '--import', 'tsx', path.join(repoRoot, 'cli', 'main.ts'), 'start', ...config];
 }
@@ -92,7 +104,7 @@ export async function startPgairlock(opts: PgairlockOptions): Promise<RunningPga
   }
   const port = await freePort();
   const config = effectiveConfig(opts.variant.configFile, await freePort());
-  const [file, ...args] = pgairlockCommand(opts.repoRoot, opts.entry, config.file);
+  const [file, ...args] = pgairlockCommand(opts.repoRoot, opts.entry, config.file, opts.variant.passthrough);
   const log = new LogTail();
   const child: ChildProcess = spawn(file!, args, {
     cwd: opts.repoRoot,

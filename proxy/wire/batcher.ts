@@ -1,4 +1,5 @@
 import type { Duplex } from 'node:stream';
+import type { ReadBuffer } from './readbuf.js';
 
 /**
  * Collects the whole messages of one incoming chunk that go to the same socket and writes them
@@ -11,6 +12,12 @@ export class WriteBatcher {
   private runBuf: Buffer | null = null;
   private runStart = 0;
   private runEnd = 0;
+
+  /**
+   * The reused read buffer the queued views point into, if any. A write Node could not hand to the
+   * kernel at once keeps referencing its bytes, so that buffer must not be read into again.
+   */
+  source: ReadBuffer | undefined;
 
   constructor(private readonly socket: Duplex) {}
 
@@ -55,6 +62,9 @@ export class WriteBatcher {
       this.socket.uncork();
     }
     pieces.length = 0;
+    // Node completes a write synchronously when the kernel takes all of it (writableLength back to
+    // 0); otherwise the stream keeps the views until its callback.
+    if (this.source && this.socket.writableLength > 0) this.source.release();
     return ok;
   }
 

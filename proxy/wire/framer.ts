@@ -9,7 +9,8 @@ const EMPTY = Buffer.alloc(0);
  * at its final size as soon as its header is known.
  *
  * Usage: `push(chunk)` only after `next()` has returned false for the previous chunk; then read
- * `type`, `buf`, `start`, `end` after each `next()` that returns true.
+ * `type`, `buf`, `start`, `end` after each `next()` that returns true. A message view is valid as
+ * long as its chunk is: with a reused read buffer, until that buffer is read into again.
  */
 export class Framer {
   type = 0;
@@ -18,6 +19,8 @@ export class Framer {
   end = 0;
 
   private chunk: Buffer = EMPTY;
+  /** End of the valid bytes in `chunk` (a reused read buffer is longer than what was read into it). */
+  private chunkEnd = 0;
   private off = 0;
   /** Header bytes of a message whose header was split across chunks. */
   private readonly head = Buffer.alloc(5);
@@ -31,19 +34,21 @@ export class Framer {
     private readonly direction: 'client' | 'server',
   ) {}
 
-  push(chunk: Buffer): void {
+  /** `length`: how many bytes of `chunk` are data (a reused read buffer); the whole chunk by default. */
+  push(chunk: Buffer, length = chunk.length): void {
     this.chunk = chunk;
+    this.chunkEnd = length;
     this.off = 0;
   }
 
   /** Bytes of the current chunk not yet consumed (for a hand-over, e.g. to TLS). */
   remaining(): number {
-    return this.chunk.length - this.off + this.headLen + (this.partial ? this.filled : 0);
+    return this.chunkEnd - this.off + this.headLen + (this.partial ? this.filled : 0);
   }
 
   next(): boolean {
     const chunk = this.chunk;
-    const n = chunk.length;
+    const n = this.chunkEnd;
     if (this.partial) {
       const need = this.partial.length - this.filled;
       const take = Math.min(need, n - this.off);

@@ -1,0 +1,99 @@
+import { createHash } from 'node:crypto';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { postgresAvailable, useTestDatabase } from '../harness/db.js';
+import { startTestProxy, type TestProxy } from '../harness/proxy.js';
+import { sleep } from '../harness/tools.js';
+import { queryMessage, RawConnection } from '../harness/wire.js';
+
+/**
+ * Reused read buffers (proxy/wire/readbuf.ts): each plain socket reads into one buffer that the
+ * next read overwrites, and the relayed views go straight into writes. These tests make the proxy's
+ * writes queue (a client that stops reading) and make messages span many reads, and check that
+ * every byte still arrives as sent.
+ */
+
+const db = useTestDatabase();
+const md5 = (s: string) => createHash('md5').update(s).digest('hex');
+
+describe.skipIf(!postgresAvailable())('reused read buffers', () => {
+  let proxy: TestProxy;
+  beforeAll(async () => {
+    proxy = await startTestProxy();
+  });
+  afterAll(async () => proxy?.close());
+
+  async function session(): Promise<RawConnection> {
+    const c = await RawConnection.connect(proxy.port);
+    await c.startup({ user: 'postgres', database: db.name });
+    c.messages.length = 0;
+    return c;
+  }
+
+  it('are in use on plain sockets (this Node version supports the onread path)', async () => {
+    const c = await session();
+    try {
+      const sessions = [...proxy.server.sessions].filter((s) => s.phase === 'ready');
+      expect(sessions.length).toBeGreaterThan(0);
+      for (const s of sessions) expect(s.readBuffers).toEqual({ client: true, server: true });
+    } finally {
+      c.destroy();
+    }
+  });
+
+  it('a large result to a client that stops reading arrives intact (writes queue while the server keeps sending)', async () => {
+    const c = await session();
+    try {
+      const rows = 200_000;
+      c.socket.pause();
+      c.write(queryMessage(`SELECT i, md5(i::text) FROM generate_series(1, ${rows}) i`));
+      // Long enough for the kernel buffers to fill and the proxy's client writes to queue in Node.
+      await sleep(1500);
+      const stuck = [...proxy.server.sessions].some((s) => s.phase === 'ready' && s.inFlight > 0);
+      expect(stuck).toBe(true);
+      c.socket.resume();
+      await c.waitForMessage((m) => m.type === 'Z', 60_000);
+      const dataRows = c.messages.filter((m) => m.type === 'D');
+      expect(dataRows.length).toBe(rows);
+      let bad = 0;
+      for (const [k, m] of dataRows.entries()) {
+        const l1 = m.body.readInt32BE(2);
+        const i = m.body.toString('utf8', 6, 6 + l1);
+        const l2 = m.body.readInt32BE(6 + l1);
+        const h = m.body.toString('utf8', 10 + l1, 10 + l1 + l2);
+        if (i !== String(k + 1) || h !== md5(i)) bad++;
+      }
+      expect(bad).toBe(0);
+    } finally {
+      c.destroy();
+    }
+  }, 90_000);
+
+  it('messages larger than a read buffer, in both directions, arrive intact', async () => {
+    const client = new pg.Client({ connectionString: proxy.url(db.name) });
+    await client.connect();
+    try {
+      // A 1 MB statement (spans ~64 reads of 16 KiB) whose literal comes back in one 1 MB DataRow.
+      const big = Array.from({ length: 1 << 20 }, (_, i) => String.fromCharCode(97 + ((i * 7) % 26))).join('');
+      const r = await client.query<{ t: string; h: string }>(`SELECT '${big}'::text AS t, md5('${big}') AS h`);
+      expect(r.rows[0]!.t).toBe(big);
+      expect(r.rows[0]!.h).toBe(md5(big));
+    } finally {
+      await client.end();
+    }
+  }, 60_000);
+
+  it('many pipelined messages cut across reads at every offset arrive in order', async () => {
+    const c = await session();
+    try {
+      const n = 3000;
+      const values = Array.from({ length: n }, (_, i) => `value-${i}-${'x'.repeat((i * 13) % 101)}`);
+      c.write(Buffer.concat(values.map((v) => queryMessage(`SELECT '${v}'`))));
+      await c.waitForMessage(() => c.messages.filter((m) => m.type === 'Z').length === n, 30_000);
+      const got = c.messages.filter((m) => m.type === 'D').map((m) => m.body.toString('utf8', 6, 6 + m.body.readInt32BE(2)));
+      expect(got).toEqual(values);
+    } finally {
+      c.destroy();
+    }
+  }, 60_000);
+});
