@@ -114,7 +114,6 @@ export async function openGovernance(config: Config, log: Logger, opts: Governan
     approvals,
     walLsn,
     approveHint,
-    onDdlForwarded: catalog ? (ctx) => catalog.onDdl(ctx.info.database) : undefined,
     recordUse:
       usage && catalog
         ? (ctx, statements) => {
@@ -196,6 +195,7 @@ export async function startRuntime(config: Config, log: Logger, opts: Governance
         environment: config.environment,
         services: gov.services,
         maxStatementBytes: config.analyzer.max_statement_bytes,
+        ...(gov.catalog ? { onDdlDone: ddlDone(gov.catalog) } : {}),
       });
       gates.set(session, gate);
       // Load the catalog of this database now, so usage and real state are known from the first statement.
@@ -245,6 +245,11 @@ export async function startRuntime(config: Config, log: Logger, opts: Governance
       await gov.close();
     },
   };
+}
+
+/** DDL through pgairlock has taken effect: refresh that database's snapshot (debounced), not counting it as drift. */
+function ddlDone(catalog: CatalogState): (ctx: GateContext) => void {
+  return (ctx) => catalog.onDdl(ctx.info.database);
 }
 
 function sessionRows(proxy: ProxyServer, gates: WeakMap<Session, GovernedGate>): SessionRow[] {

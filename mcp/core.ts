@@ -142,7 +142,13 @@ export async function runSql(gov: McpGovernance, id: McpIdentity, args: { sql: s
     params: new Map<string, string>(),
     tls: false,
   };
-  const gate = new GovernedGate(info, id.principal, gov.log, session, { policy: gov.policy, environment: gov.config.environment, services: gov.services }, 'mcp');
+  const catalog = gov.catalog;
+  const gate = new GovernedGate(info, id.principal, gov.log, session, {
+    policy: gov.policy,
+    environment: gov.config.environment,
+    services: gov.services,
+    ...(catalog ? { onDdlDone: () => catalog.onDdl(database) } : {}),
+  }, 'mcp');
   const verdict = await gate.decide(args.sql, 'query');
   if (verdict && verdict.action === 'refuse') {
     const change = /change ([0-9A-Z]{8})/.exec(verdict.error.message)?.[1];

@@ -86,6 +86,12 @@ export interface GateDeps {
   readonly policy: () => CompiledPolicy;
   readonly environment: string;
   readonly services?: GateServices;
+  /**
+   * DDL this session sent has taken effect (or was rolled back): the server has reported the session idle,
+   * outside any transaction block, since the DDL was forwarded. The catalog refreshes then (not at forward
+   * time, when a long DDL or an open transaction would hide the change from the refresh).
+   */
+  readonly onDdlDone?: (ctx: GateContext) => void;
 }
 
 export function wireErrorToPg(e: WireError): PgErrorFields {
@@ -133,6 +139,8 @@ export class GovernedGate implements SessionGate {
   private readonly portals = new Map<string, PreparedEntry>();
   /** Bind values of portals whose statement is decided per execution (policy needs the planner's estimate). */
   private readonly portalParams = new Map<string, BoundParams>();
+  /** DDL was forwarded and the server has not reported the session idle since (see GateDeps.onDdlDone). */
+  private ddlPending = false;
   /** Executions are governed one by one only when there is a decision path to record them. */
   private readonly tracksExecutions: boolean;
   /** Statements forwarded and not yet answered, oldest first (outcomes are matched in order). */
@@ -218,6 +226,7 @@ export class GovernedGate implements SessionGate {
   private onExecute(portal: string): GateVerdict | Promise<GateVerdict> | undefined {
     const entry = this.portals.get(portal);
     if (!entry) return undefined;
+    if (!entry.readOnly && this.deps.onDdlDone && changesSchema(entry.stmt)) this.ddlPending = true;
     if (entry.deferred) {
       entry.fresh = false;
       return this.decideExecution(entry, this.portalParams.get(portal));
@@ -411,6 +420,7 @@ export class GovernedGate implements SessionGate {
   private settle(stmt: GatedStatement, verdict: GateVerdict | undefined, deferred?: PreparedEntry['deferred']): GateVerdict | undefined {
     if (verdict === undefined || verdict.action === 'forward') {
       if (stmt.analysis.ok) this.ctx.state.apply(stmt.analysis.statements);
+      if (this.deps.onDdlDone && changesSchema(stmt)) this.ddlPending = true;
       if (stmt.via === 'parse') {
         if (this.tracksExecutions) this.statements.set(stmt.statementName ?? '', { stmt, fresh: true, readOnly: isReadOnly(stmt), ...(deferred ? { deferred } : {}) });
       } else if (this.deps.services?.onOutcome) {
@@ -421,6 +431,10 @@ export class GovernedGate implements SessionGate {
   }
 
   onServerMessage(type: number, buf: Buffer, start: number, end: number): void {
+    if (this.ddlPending && type === Backend.ReadyForQuery && buf[start + 5] === TxStatus.Idle) {
+      this.ddlPending = false;
+      this.deps.onDdlDone?.(this.ctx);
+    }
     const head = this.inFlight[0];
     if (!head) return;
     if (type === Backend.CommandComplete) {
@@ -447,6 +461,11 @@ export class GovernedGate implements SessionGate {
    * extended statement at the Sync's. Front doors without a wire (MCP) call it with the result.
    */
   completeOutcomes(result?: { commandTags: readonly string[]; error?: { sqlstate: string; message: string } }): void {
+    // Front doors without a wire run each string on its own autocommit connection: done means visible.
+    if (result && this.ddlPending) {
+      this.ddlPending = false;
+      this.deps.onDdlDone?.(this.ctx);
+    }
     const done = this.inFlight.splice(0, this.inFlight.length);
     const now = performance.now();
     for (const f of done) {
@@ -532,6 +551,13 @@ function readBindValues(buf: Buffer, off: number, end: number): BoundValue[] {
     p += len;
   }
   return out;
+}
+
+/** DDL, at top level or nested (a DO block, a function body run by the statement). */
+function changesSchema(stmt: GatedStatement): boolean {
+  if (!stmt.analysis.ok) return false;
+  const walk = (fs: readonly StatementFacts[], depth: number): boolean => depth < 8 && fs.some((f) => f.kind === 'ddl' || walk(f.nested, depth + 1));
+  return walk(stmt.analysis.statements, 0);
 }
 
 /** Plain reads: nothing nested, nothing opaque, nothing privileged. */
