@@ -10,6 +10,7 @@ import type { CompiledPolicy } from '../governance/policy/compile.js';
 import { policyFromConfig } from '../governance/policy/load.js';
 import { compilePrincipals, type PrincipalResolver } from '../governance/principals.js';
 import { allChanges } from '../governance/state/diff.js';
+import { driftAuditInputs } from '../governance/state/drift-audit.js';
 import { catalogStateFromConfig, usageIndexFromConfig } from '../governance/state/from-config.js';
 import { needsState, policyStateFor } from '../governance/state/policy-state.js';
 import { recordStatementUse } from '../governance/state/usage-glue.js';
@@ -24,6 +25,7 @@ import { GovernedGate, type GateContext } from '../proxy/gate/governed-gate.js';
 import { startProxy, type ProxyHooks, type ProxyServer } from '../proxy/server.js';
 import type { Session, SessionInfo } from '../proxy/session.js';
 import { consoleAudit, type ConsoleAudit } from './console-audit.js';
+import { startMetricsHttp, type MetricsHttpServer } from './metrics-http.js';
 
 /**
  * The composition root: builds the governance core (policy, principals, audit, approvals, catalog
@@ -97,9 +99,8 @@ export async function openGovernance(config: Config, log: Logger, opts: Governan
       onDrift: (ev) => {
         const changes = allChanges(ev.diff);
         log.warn({ database: ev.database, objects: changes.length }, 'schema changed outside pgairlock (drift)');
-        for (const ch of changes) {
-          audit?.recordDrift({ database: ev.database, object: ch.name, expectedVersion: ch.before ?? null, actualVersion: ch.after ?? null, detail: `${ch.kind} ${ch.change} outside pgairlock` });
-        }
+        // One record per object, with the changed definition lines (what a reviewer needs to judge it).
+        for (const input of driftAuditInputs(ev)) audit?.recordDrift(input);
       },
       onError: (database, err) => log.warn({ database, err }, 'catalog refresh failed'),
     });
@@ -179,6 +180,8 @@ export interface Runtime {
   readonly governance: Governance;
   readonly proxy: ProxyServer;
   readonly mcp?: McpHttpServer;
+  /** GET /metrics (Prometheus), when `metrics.listen` is set. */
+  readonly metrics?: MetricsHttpServer;
   /** Stops the front doors (graceful proxy shutdown), then the governance core. */
   close(): Promise<void>;
 }
@@ -225,11 +228,14 @@ export async function startRuntime(config: Config, log: Logger, opts: Governance
   };
   let proxy: ProxyServer | undefined;
   let mcp: McpHttpServer | undefined;
+  let metrics: MetricsHttpServer | undefined;
   try {
     proxy = await startProxy(config, log, hooks, { [CONSOLE_DATABASE]: config.console.auth_database });
     if (config.mcp.enabled) mcp = await startMcpHttp(gov, config);
+    if (config.metrics.listen) metrics = await startMetricsHttp(config.metrics.listen);
   } catch (err) {
     // Never keep serving without the governance core behind it.
+    await mcp?.close();
     await proxy?.shutdown(0);
     await gov.close();
     throw err;
@@ -239,7 +245,9 @@ export async function startRuntime(config: Config, log: Logger, opts: Governance
     governance: gov,
     proxy: started,
     mcp,
+    metrics,
     async close() {
+      await metrics?.close();
       await mcp?.close();
       await started.shutdown();
       await gov.close();

@@ -80,6 +80,13 @@ export const configSchema = z.strictObject({
       auth_database: z.string().min(1).default('postgres'),
     })
     .prefault({}),
+  /** Prometheus metrics over HTTP (cli/metrics-http.ts, docs/configuration.md "metrics"). */
+  metrics: z
+    .strictObject({
+      /** host:port serving GET /metrics; empty (default): not served. */
+      listen: z.union([z.literal(''), hostPort]).default(''),
+    })
+    .prefault({}),
   /** The MCP server (mcp/, docs/mcp.md): Streamable HTTP in `pgairlock start`, stdio via `pgairlock mcp`. */
   mcp: z
     .strictObject({
