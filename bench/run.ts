@@ -33,7 +33,8 @@ and prints paired ratios, median TPS and proxy CPU µs per transaction.
   --scale <n>               pgbench -i scale of the scratch database (default 10)
   --jobs <n>                pgbench -j threads (default 1)
   --warmup <s>              one discarded select-only run per target before measuring (default 3, 0 = none)
-  --upstream <url>          the PostgreSQL server (default $PGAIRLOCK_BENCH_UPSTREAM or postgres://postgres@127.0.0.1:5432/postgres)
+  --upstream <url>          the PostgreSQL server (default $PGAIRLOCK_BENCH_UPSTREAM or postgres://postgres@127.0.0.1:5432/postgres);
+                            ?host=/var/run/postgresql makes direct, pgbouncer and pgairlock all reach it over its Unix socket
   --pgairlock-config <file> pgairlock.yaml for the pgairlock target (e.g. policy and audit on), or
                             ${PASSTHROUGH_SPEC} for the proxy foundation alone (see below)
   --pgairlock-label <text>  label of the pgairlock target (default "pgairlock")
@@ -187,7 +188,9 @@ async function main(): Promise<number> {
     return 0;
   }
   const o = opts;
-  const upstreamHost = o.upstream.hostname || '127.0.0.1';
+  // As libpq and the proxy read it: ?host= wins; a directory (also percent-encoded as the host) is a Unix socket,
+  // which pgbench (-h), pgbouncer (host=) and pgairlock then all use to reach the server.
+  const upstreamHost = o.upstream.searchParams.get('host') || decodeURIComponent(o.upstream.hostname) || '127.0.0.1';
   const upstreamPort = Number(o.upstream.port || 5432);
   const user = decodeURIComponent(o.upstream.username || 'postgres');
   const adminUrl = o.upstream.toString();
@@ -269,7 +272,7 @@ async function main(): Promise<number> {
       checkAborted();
       const e = endpoint(t);
       try {
-        await adminQuery(`postgres://${encodeURIComponent(user)}@${e.host}:${e.port}/${scratch}?sslmode=disable`, 'SELECT count(*) FROM pgbench_branches', 15_000);
+        await adminQuery(`postgres://${encodeURIComponent(user)}@${encodeURIComponent(e.host)}:${e.port}/${scratch}?sslmode=disable`, 'SELECT count(*) FROM pgbench_branches', 15_000);
       } catch (err) {
         live.splice(live.indexOf(t), 1);
         unavailable.push({ label: t.info.label, reason: `started, but SELECT through it failed: ${err instanceof Error ? err.message : String(err)}\n${t.logTail()}` });

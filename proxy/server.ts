@@ -35,7 +35,9 @@ export function makeRouter(config: Config, virtualAuth: Readonly<Record<string, 
   const sslmode: SslMode =
     config.upstream.sslmode ?? ((url?.searchParams.get('sslmode') as SslMode | null) ?? 'prefer');
   const base: UpstreamTarget = {
-    host: url?.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1',
+    // libpq's rules: a `host` query parameter wins over the URL's host; either may be a directory
+    // (`?host=/var/run/postgresql` or a percent-encoded `%2Fvar%2Frun%2Fpostgresql`): a Unix socket.
+    host: url?.searchParams.get('host') || decodeURIComponent(url?.hostname ?? '').replace(/^\[|\]$/g, '') || '127.0.0.1',
     port: Number(url?.port || 5432),
     sslmode,
     sslrootcert: config.upstream.sslrootcert ?? url?.searchParams.get('sslrootcert') ?? undefined,

@@ -7,6 +7,7 @@ import { cancelRequest, sslRequest } from './wire/encode.js';
 
 /** Where and how to reach one upstream PostgreSQL server. */
 export interface UpstreamTarget {
+  /** Host name or address, or a directory holding PostgreSQL's Unix socket (starts with '/'). */
   readonly host: string;
   readonly port: number;
   readonly sslmode: SslMode;
@@ -16,9 +17,18 @@ export interface UpstreamTarget {
 
 export type UpstreamSocket = net.Socket | tls.TLSSocket;
 
+/** A host that starts with '/' is a socket directory, as in libpq: `<dir>/.s.PGSQL.<port>`. */
+export function isUnixSocket(t: UpstreamTarget): boolean {
+  return t.host.startsWith('/');
+}
+
+function describe(t: UpstreamTarget): string {
+  return isUnixSocket(t) ? `${t.host}/.s.PGSQL.${t.port}` : `${t.host}:${t.port}`;
+}
+
 function connectTcp(t: UpstreamTarget): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const s = net.connect({ host: t.host, port: t.port });
+    const s = isUnixSocket(t) ? net.connect({ path: describe(t) }) : net.connect({ host: t.host, port: t.port });
     const timer = setTimeout(() => {
       s.destroy();
       reject(unreachable(t, `timed out after ${t.connectTimeoutMs} ms`));
@@ -39,7 +49,7 @@ function unreachable(t: UpstreamTarget, why: string): PgError {
   return new PgError({
     severity: 'FATAL',
     code: SqlState.SqlclientUnableToEstablishSqlconnection,
-    message: `pgairlock could not connect to the upstream server at ${t.host}:${t.port}: ${why}`,
+    message: `pgairlock could not connect to the upstream server at ${describe(t)}: ${why}`,
     hint: 'Check that PostgreSQL is running and that upstream.url / DATABASE_URL points at it.',
   });
 }
@@ -77,7 +87,8 @@ function readOneByte(s: net.Socket, timeoutMs: number): Promise<number> {
  */
 export async function connectUpstream(t: UpstreamTarget): Promise<UpstreamSocket> {
   const plain = await connectTcp(t);
-  if (t.sslmode === 'disable' || t.sslmode === 'allow') return plain;
+  // PostgreSQL never speaks TLS on a Unix socket and libpq ignores sslmode there: so do we.
+  if (t.sslmode === 'disable' || t.sslmode === 'allow' || isUnixSocket(t)) return plain;
   plain.write(sslRequest());
   let answer: number;
   try {
@@ -92,7 +103,7 @@ export async function connectUpstream(t: UpstreamTarget): Promise<UpstreamSocket
     throw new PgError({
       severity: 'FATAL',
       code: SqlState.SqlclientUnableToEstablishSqlconnection,
-      message: `the upstream server at ${t.host}:${t.port} does not support TLS, but upstream.sslmode is ${t.sslmode}`,
+      message: `the upstream server at ${describe(t)} does not support TLS, but upstream.sslmode is ${t.sslmode}`,
       hint: 'Enable ssl on the server or lower upstream.sslmode.',
     });
   }

@@ -33,6 +33,8 @@ export interface ClusterOptions {
 export interface PrivateCluster {
   readonly port: number;
   readonly dataDir: string;
+  /** Directory of its Unix socket (`.s.PGSQL.<port>`); `local` connections are trusted. */
+  readonly socketDir: string;
   /** A URL for `user`:`password` on database `db` over TCP 127.0.0.1. */
   url(user?: string, password?: string, db?: string): string;
   /** Run SQL as the superuser over the Unix socket (trust). */
@@ -122,6 +124,7 @@ export async function startPrivateCluster(opts: ClusterOptions = {}): Promise<Pr
   return {
     port,
     dataDir,
+    socketDir: sockDir,
     url: (user = 'postgres', password?: string, db = 'postgres') =>
       `postgres://${encodeURIComponent(user)}${password ? `:${encodeURIComponent(password)}` : ''}@127.0.0.1:${port}/${encodeURIComponent(db)}`,
     psql: (sql: string, db = 'postgres') =>
