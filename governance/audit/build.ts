@@ -4,8 +4,9 @@
 import { createHash } from 'node:crypto';
 import { fingerprintSync, normalizeSync } from 'libpg-query';
 import type { RelationName, StatementFacts } from '../../analyzer/types.js';
+import { CanonicalFragment } from './canonical.js';
 import type {
-  DecisionBody, DecisionInput, FactsSummary, OutcomeInput, OutcomeSummary, SessionInfo, SessionStartBody,
+  DecisionBody, DecisionInput, RuleVerdict, FactsSummary, OutcomeInput, OutcomeSummary, SessionInfo, SessionStartBody,
 } from './types.js';
 
 const relName = (r: RelationName): string => (r.schema ? `${r.schema}.${r.name}` : r.name);
@@ -90,19 +91,65 @@ export function sessionFields(s: SessionInfo): SessionStartBody {
   };
 }
 
+// Serialised once per analysed statement (analyses are cached and shared) and per rule list (one per policy
+// decision, shared by every execution of a prepared statement): most of a decision record's bytes.
+const factsParts = new WeakMap<StatementFacts, { facts: CanonicalFragment; objects: CanonicalFragment; redacted?: string }>();
+const rulesParts = new WeakMap<readonly RuleVerdict[], CanonicalFragment>();
+
+const ruleBody = (r: RuleVerdict) => ({ id: r.id, matched: r.matched, effect: r.effect ?? null, reason: r.reason, ...(r.source ? { source: r.source } : {}) });
+
+function factsPartsOf(f: StatementFacts) {
+  let p = factsParts.get(f);
+  if (!p) {
+    p = { facts: CanonicalFragment.of(summarizeFacts(f)), objects: CanonicalFragment.of(objectsOf(f)) };
+    factsParts.set(f, p);
+  }
+  return p;
+}
+
+// Equal rule lists from different evaluations (every simple Query is evaluated anew) share one fragment,
+// found by a key that is much cheaper to build than the canonical text.
+let rulesByContent = new Map<string, CanonicalFragment>();
+
+function rulesPart(rules: readonly RuleVerdict[]): CanonicalFragment {
+  let p = rulesParts.get(rules);
+  if (!p) {
+    let key = '';
+    for (const r of rules) key += `${r.id}\u0001${r.matched}\u0001${r.effect ?? ''}\u0001${r.source ?? ''}\u0001${r.reason}\u0002`;
+    p = rulesByContent.get(key);
+    if (!p) {
+      p = CanonicalFragment.of(rules.map(ruleBody));
+      if (rulesByContent.size >= 2_000) rulesByContent = new Map();
+      rulesByContent.set(key, p);
+    }
+    rulesParts.set(rules, p);
+  }
+  return p;
+}
+
+/**
+ * The stored body of a decision. With `serialised: true` (what the writer uses) the facts, objects and
+ * rules are CanonicalFragments standing in for the same values: canonicalJson (hence the hash and the
+ * stored text) is byte-identical, they are just serialised once instead of once per record.
+ */
 export function decisionBody(
   input: DecisionInput,
-  opts: { redact: boolean; writeAhead: boolean; walLsn: string | null },
+  opts: { redact: boolean; writeAhead: boolean; walLsn: string | null; serialised?: boolean },
 ): DecisionBody {
   const inverse = input.facts?.inverse ?? null;
+  const parts = opts.serialised && input.facts ? factsPartsOf(input.facts) : undefined;
+  let sql = input.sql;
+  if (opts.redact) {
+    sql = parts && input.facts!.text === input.sql ? (parts.redacted ??= redactSql(input.sql)) : redactSql(input.sql);
+  }
   return {
     ...sessionFields(input.session),
-    sql: opts.redact ? redactSql(input.sql) : input.sql,
+    sql,
     sql_redacted: opts.redact,
     fingerprint: fingerprintOf(input.sql, input.facts),
-    facts: input.facts ? summarizeFacts(input.facts) : null,
-    objects: objectsOf(input.facts),
-    rules: input.rules.map((r) => ({ id: r.id, matched: r.matched, effect: r.effect ?? null, reason: r.reason, ...(r.source ? { source: r.source } : {}) })),
+    facts: parts ? (parts.facts as unknown as FactsSummary) : input.facts ? summarizeFacts(input.facts) : null,
+    objects: parts ? (parts.objects as unknown as string[]) : objectsOf(input.facts),
+    rules: opts.serialised ? (rulesPart(input.rules) as unknown as RuleVerdict[]) : input.rules.map(ruleBody),
     decision: {
       effect: input.decision.effect,
       reasons: [...input.decision.reasons],

@@ -8,15 +8,36 @@ import type { Json } from './types.js';
  * whose value is undefined omitted. Never change this function: every stored hash depends on it.
  */
 export function canonicalJson(value: unknown): string {
+  if (value instanceof CanonicalFragment) return value.json;
   const out: string[] = [];
   write(value, out);
   return out.join('');
+}
+
+/**
+ * A value already in canonical form (canonicalJson of sanitize(x)): written verbatim. The writer uses it
+ * for the parts of a record that repeat from statement to statement (the analyzer's facts of a prepared
+ * statement, the policy's rules), so they are serialised once, not once per record. It changes nothing in
+ * the output: the text is exactly what canonicalJson would write for the value it stands for.
+ */
+export class CanonicalFragment {
+  private constructor(readonly json: string) {}
+
+  static of(value: unknown): CanonicalFragment {
+    return new CanonicalFragment(canonicalJson(sanitize(value)));
+  }
+
+  /** For JSON.stringify (log mirror, exports): the value it stands for. */
+  toJSON(): unknown {
+    return JSON.parse(this.json);
+  }
 }
 
 const byCodeUnit = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 function write(value: unknown, out: string[]): void {
   if (value === null) { out.push('null'); return; }
+  if (value instanceof CanonicalFragment) { out.push(value.json); return; }
   switch (typeof value) {
     case 'boolean':
       out.push(value ? 'true' : 'false');
@@ -60,6 +81,70 @@ function write(value: unknown, out: string[]): void {
 }
 
 /**
+ * canonicalJson(sanitize(value)) in one pass, without building the sanitized copy: what the writer hashes
+ * and stores. Fragments are written verbatim (they are sanitized when made).
+ */
+export function storableJson(value: unknown): string {
+  if (value instanceof CanonicalFragment) return value.json;
+  const out: string[] = [];
+  writeStorable(value, out);
+  return out.join('');
+}
+
+function writeStorable(value: unknown, out: string[]): void {
+  if (value === null || value === undefined) { out.push('null'); return; }
+  switch (typeof value) {
+    case 'boolean':
+      out.push(value ? 'true' : 'false');
+      return;
+    case 'number':
+      out.push(Number.isFinite(value) ? JSON.stringify(value) : 'null');
+      return;
+    case 'bigint':
+      out.push(JSON.stringify(value.toString()));
+      return;
+    case 'string':
+      out.push(JSON.stringify(wellFormed(value)));
+      return;
+    case 'object': {
+      if (value instanceof CanonicalFragment) { out.push(value.json); return; }
+      if (Array.isArray(value)) {
+        out.push('[');
+        for (let i = 0; i < value.length; i++) {
+          if (i > 0) out.push(',');
+          writeStorable(value[i], out);
+        }
+        out.push(']');
+        return;
+      }
+      if (value instanceof Date) { out.push(JSON.stringify(value.toISOString())); return; }
+      let members: [string, unknown][] = [];
+      let renamed = false;
+      for (const k of Object.keys(value)) {
+        const v = (value as Record<string, unknown>)[k];
+        if (v === undefined || typeof v === 'function') continue;
+        const wk = wellFormed(k);
+        if (wk !== k) renamed = true;
+        members.push([wk, v]);
+      }
+      // Two keys that sanitize alike: the later one wins, as in sanitize().
+      if (renamed) members = [...new Map(members)];
+      members.sort((a, b) => byCodeUnit(a[0], b[0]));
+      out.push('{');
+      for (let i = 0; i < members.length; i++) {
+        if (i > 0) out.push(',');
+        out.push(JSON.stringify(members[i]![0]), ':');
+        writeStorable(members[i]![1], out);
+      }
+      out.push('}');
+      return;
+    }
+    default:
+      out.push('null');
+  }
+}
+
+/**
  * Makes a value storable in jsonb and stable through a store/load round trip: drops undefined members,
  * replaces NUL (jsonb rejects \u0000) and lone surrogates (jsonb rejects them) with U+FFFD, and turns
  * non-finite numbers into null. The result is what gets hashed AND stored, so verify recomputes the same hash.
@@ -76,6 +161,7 @@ export function sanitize(value: unknown): Json {
     case 'string':
       return wellFormed(value);
     case 'object': {
+      if (value instanceof CanonicalFragment) return value as unknown as Json;
       if (Array.isArray(value)) return value.map((v) => sanitize(v));
       if (value instanceof Date) return value.toISOString();
       const out: Record<string, Json> = {};
@@ -91,7 +177,12 @@ export function sanitize(value: unknown): Json {
 }
 
 /** Replaces lone UTF-16 surrogates and NUL with U+FFFD (what String#toWellFormed does, plus NUL). */
+// NUL or any surrogate: only then is the character-by-character pass needed (rare; the regex is native).
+// eslint-disable-next-line no-control-regex -- NUL is exactly what jsonb refuses
+const SUSPECT = /[\u0000\ud800-\udfff]/;
+
 function wellFormed(s: string): string {
+  if (!SUSPECT.test(s)) return s;
   let out: string[] | undefined;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);

@@ -9,7 +9,7 @@
  * - Reads are group-committed (and optionally aggregated per fingerprint per interval); whether a read waits
  *   for its record depends on on_store_failure_for_reads.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { loadModule } from 'libpg-query';
 import pg from 'pg';
@@ -17,7 +17,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { configSchema } from '../config/schema.js';
 import { aggregateKey, decisionBody, fingerprintOf, isChange, objectsOf, outcomeSummary, redactSql, sessionFields } from './build.js';
-import { canonicalJson, recordHashWithBody, sanitize } from './canonical.js';
+import { CanonicalFragment, recordHashWithBody, sanitize, storableJson } from './canonical.js';
 import type { AuditConfig } from './control.js';
 import { AuditInstanceInUseError, AuditUnavailableError } from './errors.js';
 import { auditMetrics, type AuditMetrics } from './metrics.js';
@@ -64,6 +64,8 @@ interface Item {
   readonly body: Json;
   /** canonicalJson(body): hashed and inserted as is (computed once, when the record is queued). */
   bodyJson?: string;
+  /** A decision that carries its rules inline: once committed, later decisions with the same rules refer to it. */
+  rulesJson?: string;
   readonly cls: ItemClass;
   /** Present when the caller awaits the commit: failure rejects it instead of counting a gap. */
   readonly waiter?: { resolve: () => void; reject: (e: Error) => void };
@@ -83,6 +85,9 @@ interface Bucket {
 }
 
 // One JSON array parameter: cheaper for both sides than eight parallel arrays (no array-literal escaping).
+/** Distinct rule evaluations remembered for rules_ref (each a few KB); beyond it the map starts over. */
+const MAX_RULE_SETS = 2_000;
+
 const INSERT_SQL = `INSERT INTO pgairlock.audit_log (id, instance, seq, time, kind, prev_hash, hash, body)
   SELECT (r->>'id')::uuid, r->>'instance', (r->>'seq')::bigint, (r->>'time')::timestamptz, r->>'kind', r->>'prev_hash', r->>'hash', r->'body'
     FROM jsonb_array_elements($1::jsonb) AS r`;
@@ -119,6 +124,8 @@ export class AuditLog {
   private previousBuckets = new Map<string, Bucket>();
   private aggTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** Canonical rules text -> the committed decision of this chain that carries it inline (docs/audit.md, rules_ref). */
+  private ruleSets = new Map<string, { decision_id: string; sha256: string }>();
 
   private constructor(opts: AuditLogOptions, private readonly url: string) {
     this.instance = opts.instance;
@@ -186,7 +193,7 @@ export class AuditLog {
       const durable = (async () => {
         try {
           const walLsn = await this.walPosition(input);
-          await this.append(id, time, 'decision', decisionBody(input, { redact: this.config.redact_literals, writeAhead: true, walLsn }), 'change');
+          await this.append(id, time, 'decision', decisionBody(input, { redact: this.config.redact_literals, writeAhead: true, walLsn, serialised: true }), 'change', true);
         } catch (err) {
           this.metrics.refused.inc({ class: 'change' });
           throw err instanceof AuditUnavailableError ? err : new AuditUnavailableError('change', err);
@@ -199,8 +206,8 @@ export class AuditLog {
       const walLsn = await this.walPosition(input);
       const id = randomUUID();
       try {
-        const body = decisionBody(input, { redact: this.config.redact_literals, writeAhead: true, walLsn });
-        await this.append(id, time, 'decision', body, 'change');
+        const body = decisionBody(input, { redact: this.config.redact_literals, writeAhead: true, walLsn, serialised: true });
+        await this.append(id, time, 'decision', body, 'change', true);
       } catch (err) {
         this.metrics.refused.inc({ class: 'change' });
         // Whatever went wrong, the caller must see a refusal it can send (fail closed).
@@ -220,7 +227,7 @@ export class AuditLog {
     const id = randomUUID();
     let body;
     try {
-      body = decisionBody(input, { redact: this.config.redact_literals, writeAhead: false, walLsn: null });
+      body = decisionBody(input, { redact: this.config.redact_literals, writeAhead: false, walLsn: null, serialised: true });
     } catch (err) {
       if (refuse) { this.metrics.refused.inc({ class: 'read' }); throw new AuditUnavailableError('read', err); }
       this.logger?.error({ err }, 'audit: could not build a read\'s decision record');
@@ -229,14 +236,14 @@ export class AuditLog {
     }
     if (refuse) {
       try {
-        await this.append(id, time, 'decision', body, 'read');
+        await this.append(id, time, 'decision', body, 'read', true);
       } catch (err) {
         this.metrics.refused.inc({ class: 'read' });
         throw err instanceof AuditUnavailableError ? err : new AuditUnavailableError('read', err);
       }
       return { id, committed: true, change: false, sessionId: input.session.sessionId, principal: input.session.principal.name };
     }
-    this.enqueue({ id, time, kind: 'decision', body: sanitize(body), cls: 'read' });
+    this.enqueue(this.withRulesRef({ id, time, kind: 'decision', body: body as unknown as Json, cls: 'read' }));
     return { id, committed: false, change: false, sessionId: input.session.sessionId, principal: input.session.principal.name };
   }
 
@@ -264,7 +271,8 @@ export class AuditLog {
       outcome: outcomeSummary(outcome),
       catalog_version_after: outcome.catalogVersionAfter ?? null,
     };
-    this.enqueue({ id: randomUUID(), time: new Date().toISOString(), kind: 'outcome', body: sanitize(body), cls: 'read' });
+    // Sanitized as it is serialised (storableJson): outcomes are one per statement.
+    this.enqueue({ id: randomUUID(), time: new Date().toISOString(), kind: 'outcome', body: body as unknown as Json, cls: 'read' });
   }
 
   recordSessionStart(session: SessionInfo): void {
@@ -418,8 +426,21 @@ export class AuditLog {
     return row ? { seq: Number(row.seq), hash: row.hash } : { seq: 0, hash: '0'.repeat(64) };
   }
 
+  /**
+   * A decision whose rules (the whole evaluation, every rule with its verdict and reason) are the same as
+   * those of a decision this process already committed in this chain stores `rules_ref` instead: they are
+   * most of a record's bytes, and repeat for every execution of the same statement shape.
+   */
+  private withRulesRef(item: Item): Item {
+    const body = item.body as { rules?: unknown };
+    if (!(body.rules instanceof CanonicalFragment)) return item;
+    const ref = this.ruleSets.get(body.rules.json);
+    if (!ref) return { ...item, rulesJson: body.rules.json };
+    return { ...item, body: { ...(item.body as Record<string, Json>), rules: undefined as unknown as Json, rules_ref: ref } };
+  }
+
   /** Enqueues a record and waits for its commit; rejects with AuditUnavailableError. */
-  private append(id: string, time: string, kind: RecordKind, body: unknown, cls: ItemClass): Promise<void> {
+  private append(id: string, time: string, kind: RecordKind, body: unknown, cls: ItemClass, decision = false): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       // Bound the wait even when an earlier batch hangs: one batch's worst case (connect, head reload, insert).
       const ms = this.config.connect_timeout_ms + 2 * this.config.write_timeout_ms + 100;
@@ -428,10 +449,12 @@ export class AuditLog {
         if (at >= 0) this.queue.splice(at, 1); // not written: drop it, so no record appears for a refused statement
         reject(new AuditUnavailableError(cls, new Error(`no commit within ${ms} ms`)));
       }, ms);
-      const item: Item = {
-        id, time, kind, body: sanitize(body), cls,
+      const raw: Item = {
+        // Decisions are sanitized as they are serialised (storableJson); the rest are small.
+        id, time, kind, body: decision ? (body as Json) : sanitize(body), cls,
         waiter: { resolve: () => { clearTimeout(timer); resolve(); }, reject: (e: Error) => { clearTimeout(timer); reject(e); } },
       };
+      const item = decision ? this.withRulesRef(raw) : raw;
       this.enqueue(item);
     });
   }
@@ -447,7 +470,7 @@ export class AuditLog {
       if (item.waiter) item.waiter.reject(new AuditUnavailableError(item.cls, err)); else this.lost(item.kind, 'queue_full', 1);
       return;
     }
-    item.bodyJson = canonicalJson(item.body);
+    item.bodyJson = storableJson(item.body);
     this.queue.push(item);
     if (item.waiter || this.queue.length >= this.config.reads.max_batch || this.config.reads.group_commit_ms === 0) {
       if (this.timer) { clearTimeout(this.timer); this.timer = undefined; }
@@ -483,7 +506,7 @@ export class AuditLog {
         for (const it of batch) {
           const prev = hash;
           seq += 1;
-          const bodyJson = (it.bodyJson ??= canonicalJson(it.body));
+          const bodyJson = (it.bodyJson ??= storableJson(it.body));
           hash = recordHashWithBody({ id: it.id, instance: this.instance, seq, time: it.time, kind: it.kind, prev_hash: prev }, bodyJson);
           hashes.push(hash);
           rows.push(`{"id":${JSON.stringify(it.id)},"instance":${JSON.stringify(this.instance)},"seq":${seq},"time":${JSON.stringify(it.time)},"kind":${JSON.stringify(it.kind)},"prev_hash":${JSON.stringify(prev)},"hash":"${hash}","body":${bodyJson}}`);
@@ -494,6 +517,10 @@ export class AuditLog {
         this.metrics.flushSeconds.observe((performance.now() - started) / 1000);
         for (const it of batch) {
           this.metrics.written.inc({ kind: it.kind });
+          if (it.rulesJson !== undefined && !this.ruleSets.has(it.rulesJson)) {
+            if (this.ruleSets.size >= MAX_RULE_SETS) this.ruleSets = new Map();
+            this.ruleSets.set(it.rulesJson, { decision_id: it.id, sha256: createHash('sha256').update(it.rulesJson, 'utf8').digest('hex') });
+          }
           it.waiter?.resolve();
         }
         if (this.config.mirror_to_log && this.logger) this.mirror(batch, seq - batch.length, hashes);

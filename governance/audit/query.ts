@@ -132,6 +132,12 @@ export class AuditQuery {
     if (entry.kind === 'decision') {
       const r = await this.pool.query<Row>(`SELECT ${COLUMNS} FROM pgairlock.audit_log WHERE decision_id = $1 ORDER BY pos`, [id]);
       related.push(...r.rows.map(toEntry));
+      // rules_ref: the decision that carries this one's rules inline (docs/audit.md).
+      const ref = (entry.body.rules_ref as { decision_id?: unknown } | undefined)?.decision_id;
+      if (typeof ref === 'string' && ref !== id) {
+        const d = await this.get(ref);
+        if (d) related.push(d);
+      }
     } else if ((entry.kind === 'outcome' || entry.kind === 'approval') && typeof entry.body.decision_id === 'string') {
       const d = await this.get(entry.body.decision_id);
       if (d) related.push(d);

@@ -209,7 +209,12 @@ export interface DecisionBody extends SessionFields {
   readonly facts: FactsSummary | null;
   /** Every relation the statement names (nested statements included), as written. */
   readonly objects: readonly string[];
+  /**
+   * Every rule evaluated. Absent when `rules_ref` is present: the same list as that earlier decision of
+   * the same chain (stored once per distinct evaluation per process run; sha256 of its canonical JSON).
+   */
   readonly rules: readonly RuleVerdict[];
+  readonly rules_ref?: { readonly decision_id: string; readonly sha256: string };
   readonly decision: DecisionSummary;
   readonly approvals: readonly ApprovalRef[];
   /** Classed as a change: the record was committed before the statement could be forwarded. */

@@ -56,7 +56,10 @@ function explainDecision(e: AuditEntry, related: readonly AuditEntry[]): string[
   const reasons = arr(d.reasons).map(String);
   lines.push(reasons.length ? 'Because:' : 'Because: (no reasons recorded)');
   for (const r of reasons) lines.push(`  - ${r}`);
-  const rules = arr(b.rules).map(obj);
+  const ref = str(obj(b.rules_ref).decision_id);
+  const rulesFrom = b.rules === undefined && ref ? related.find((r) => r.id === ref) : undefined;
+  const rules = arr(rulesFrom ? rulesFrom.body.rules : b.rules).map(obj);
+  if (b.rules === undefined && ref) lines.push(`(Rules as recorded with decision ${ref}, which had the same evaluation${rulesFrom ? '' : ': not found'})`);
   const matched = rules.filter((r) => r.matched === true);
   lines.push(`Policy rules evaluated: ${rules.length}, matched: ${matched.length}`);
   for (const r of rules) {

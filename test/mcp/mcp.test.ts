@@ -147,9 +147,11 @@ describe.skipIf(!postgresAvailable())('MCP over Streamable HTTP', () => {
     await rt.runtime.governance.audit!.flush();
     const rows = await db.query<{ source: string; effect: string; rules: string; keys: string }>(
       `SELECT body->>'source' AS source, body->'decision'->>'effect' AS effect,
-              (SELECT string_agg(r->>'id', ',' ORDER BY r->>'id') FROM jsonb_array_elements(body->'rules') r WHERE (r->>'matched')::boolean) AS rules,
-              (SELECT string_agg(k, ',' ORDER BY k) FROM jsonb_object_keys(body) k) AS keys
-         FROM pgairlock.audit_log WHERE kind = 'decision' AND body->>'sql' = $1 ORDER BY seq`,
+              (SELECT string_agg(r->>'id', ',' ORDER BY r->>'id')
+                 FROM jsonb_array_elements(COALESCE(d.body->'rules', (SELECT s.body->'rules' FROM pgairlock.audit_log s WHERE s.id = (d.body->'rules_ref'->>'decision_id')::uuid))) r
+                WHERE (r->>'matched')::boolean) AS rules,
+              (SELECT string_agg(replace(k, 'rules_ref', 'rules'), ',' ORDER BY replace(k, 'rules_ref', 'rules')) FROM jsonb_object_keys(body) k) AS keys
+         FROM pgairlock.audit_log d WHERE kind = 'decision' AND body->>'sql' = $1 ORDER BY seq`,
       [sql],
     );
     expect(rows.rows.map((r) => r.source).sort()).toEqual(['mcp', 'wire']);

@@ -1,0 +1,90 @@
+import { createHash } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decisionBody } from '../../governance/audit/build.js';
+import { CanonicalFragment, canonicalJson, sanitize, storableJson } from '../../governance/audit/canonical.js';
+import { AuditLog } from '../../governance/audit/log.js';
+import { AuditQuery } from '../../governance/audit/query.js';
+import type { RuleVerdict } from '../../governance/audit/types.js';
+import { postgresAvailable, useTestDatabase } from '../harness/db.js';
+import { allowRead, allowUpdate, updateFacts } from './fixtures.js';
+
+/** The writer's cheap paths must store exactly what the plain serialisation would, and stay verifiable. */
+describe('serialised parts of a decision body', () => {
+  it('canonical text with fragments is byte-identical to the plain body (NUL and lone surrogates included)', () => {
+    const input = allowUpdate("UPDATE accounts SET note = 'a\u0000b\ud800' WHERE id = 1", { facts: { ...updateFacts(), findings: [{ rule: 'x', severity: 'info', message: 'm\ud83d\ude00\udc00', why: '', fix: '' }] } });
+    for (const redact of [false, true]) {
+      const plain = canonicalJson(sanitize(decisionBody(input, { redact, writeAhead: true, walLsn: '0/1' })));
+      const fast = canonicalJson(sanitize(decisionBody(input, { redact, writeAhead: true, walLsn: '0/1', serialised: true })));
+      expect(fast).toBe(plain);
+      // Twice: the cached parts give the same text again.
+      expect(canonicalJson(sanitize(decisionBody(input, { redact, writeAhead: true, walLsn: '0/1', serialised: true })))).toBe(plain);
+    }
+    // The writer's one-pass serialisation equals sanitize-then-canonicalJson.
+    const odd = { z: -0, y: [undefined, Number.NaN, 1.5e300, 'a\u0000'], x: { '\ud800k': 1, '\udc00k': 2, f: () => 1, u: undefined }, d: new Date(0), b: 10n, nested: [{ q: '\ud83d\ude00', p: '\ud83d' }] };
+    expect(storableJson(odd)).toBe(canonicalJson(sanitize(odd)));
+    const body = decisionBody(input, { redact: false, writeAhead: true, walLsn: null, serialised: true });
+    expect(storableJson(body)).toBe(canonicalJson(sanitize(decisionBody(input, { redact: false, writeAhead: true, walLsn: null }))));
+    const f = CanonicalFragment.of({ b: 1, a: ['x', null] });
+    expect(f.json).toBe('{"a":["x",null],"b":1}');
+    expect(JSON.stringify({ f })).toBe('{"f":{"a":["x",null],"b":1}}');
+  });
+});
+
+const db = useTestDatabase();
+
+describe.runIf(postgresAvailable())('rules_ref: repeated rule evaluations are stored once per chain', () => {
+  let q: AuditQuery;
+  beforeAll(() => { q = new AuditQuery(db.url); });
+  afterAll(async () => { await q.close(); });
+
+  it('the first decision carries the rules, later ones refer to it; why() shows them; verify passes', async () => {
+    const log = await AuditLog.open({ databaseUrl: db.url, instance: 'rules-ref' });
+    const rules: RuleVerdict[] = [
+      { id: 'writes-with-where', matched: true, effect: 'allow', reason: 'UPDATE has a WHERE clause' },
+      { id: 'no-drop', matched: false, effect: 'deny', reason: 'not a DROP' },
+    ];
+    try {
+      const first = await log.recordDecision(allowUpdate(undefined, { rules }));
+      const second = await log.recordDecision(allowUpdate(undefined, { rules }));
+      // Another evaluation (same content, another array): same reference.
+      const third = await log.recordDecision(allowUpdate(undefined, { rules: rules.map((r) => ({ ...r })) }));
+      const other = await log.recordDecision(allowUpdate(undefined, { rules: [{ ...rules[0]!, reason: 'something else' }] }));
+      const read = await log.recordDecision(allowRead(undefined, { rules }));
+      await log.flush();
+      const body = async (id: string) => (await q.get(id))!.body as Record<string, unknown>;
+      expect((await body(first.id)).rules).toEqual(rules.map((r) => ({ ...r })));
+      expect((await body(first.id)).rules_ref).toBeUndefined();
+      const sha = createHash('sha256').update(canonicalJson(rules), 'utf8').digest('hex');
+      for (const r of [second, third, read]) {
+        const b = await body(r.id);
+        expect(b.rules).toBeUndefined();
+        expect(b.rules_ref).toEqual({ decision_id: first.id, sha256: sha });
+      }
+      expect((await body(other.id)).rules).toHaveLength(1);
+      const why = await q.why(second.id);
+      expect(why).toContain(`Rules as recorded with decision ${first.id}`);
+      expect(why).toContain('Policy rules evaluated: 2, matched: 1');
+      expect(why).toContain('not a DROP');
+      expect((await q.show(second.id))!.related.map((e) => e.id)).toContain(first.id);
+      expect((await q.verify({ instance: 'rules-ref' })).ok).toBe(true);
+    } finally {
+      await log.close();
+    }
+  });
+
+  it('a decision whose rules were never committed carries them itself (no reference to a failed batch)', async () => {
+    const log = await AuditLog.open({ databaseUrl: db.url, instance: 'rules-ref-2' });
+    try {
+      const rules: RuleVerdict[] = [{ id: 'r', matched: true, effect: 'allow', reason: 'fine' }];
+      // Both queued before the first batch commits: both inline.
+      const [a, b] = await Promise.all([log.recordDecision(allowUpdate(undefined, { rules })), log.recordDecision(allowUpdate(undefined, { rules }))]);
+      const c = await log.recordDecision(allowUpdate(undefined, { rules }));
+      await log.flush();
+      expect(((await q.get(a.id))!.body as { rules?: unknown }).rules).toBeDefined();
+      expect(((await q.get(b.id))!.body as { rules?: unknown }).rules).toBeDefined();
+      expect(((await q.get(c.id))!.body as { rules_ref?: { decision_id: string } }).rules_ref?.decision_id).toBe(a.id);
+    } finally {
+      await log.close();
+    }
+  });
+});
