@@ -135,6 +135,11 @@ export const configSchema = z.strictObject({
       /** Bound on one write (and on the pg_current_wal_lsn() call) before a change is refused. */
       write_timeout_ms: z.number().int().positive().default(2_000),
       on_store_failure_for_reads: z.enum(['serve', 'refuse']).default('serve'),
+      /**
+       * true: every change's record is committed before the statement is forwarded. false (default): DML
+       * inside an explicit transaction block may be forwarded first; COMMIT waits for the records (docs/audit.md).
+       */
+      strict_write_ahead: z.boolean().default(false),
       reads: z
         .strictObject({
           group_commit_ms: z.number().int().min(0).max(10_000).default(10),

@@ -1,7 +1,8 @@
 import { requirementsFromHoldSpec, type ApprovalService, type ChangeRequest } from '../../governance/approvals/index.js';
 import type { AuditLog } from '../../governance/audit/log.js';
 import { summarizeFacts } from '../../governance/audit/build.js';
-import type { ApprovalRef, DecisionReceipt, DecisionSummary, SessionInfo as AuditSession } from '../../governance/audit/types.js';
+import { auditDecisionFromPolicy } from '../../governance/audit/from-policy.js';
+import type { ApprovalRef, DecisionReceipt, DecisionSummary, RuleVerdict, SessionInfo as AuditSession } from '../../governance/audit/types.js';
 import type { Decision, HoldDecision } from '../../governance/policy/types.js';
 import type { StatementFacts } from '../../analyzer/types.js';
 import { SqlState, type PgErrorFields } from '../errors.js';
@@ -23,6 +24,15 @@ export interface DecisionDeps {
 
 const FORWARD: GateVerdict = { action: 'forward' };
 
+/** Audit state of one transaction of one session (see DecisionServices.allow). */
+interface TxAudit {
+  readonly epoch: number;
+  /** Settle when the records of changes forwarded before being durable are committed. */
+  pending: Promise<unknown>[];
+  /** The WAL position read for the transaction's first such change. */
+  lsn?: Promise<string | null>;
+}
+
 /**
  * The decision path after the policy: audit (write-ahead for changes), approvals (hold, defer,
  * wait, single use), and outcomes. Fail closed: if a change cannot be audited, or the approval
@@ -31,6 +41,8 @@ const FORWARD: GateVerdict = { action: 'forward' };
 export class DecisionServices implements GateServices {
   /** Audit receipts of forwarded statements, per statement of the string, for their outcomes. */
   private readonly receipts = new WeakMap<GatedStatement, Promise<DecisionReceipt | undefined>[]>();
+  private readonly transactions = new WeakMap<GateContext, TxAudit>();
+  private lsnInFlight: Promise<string | null> | undefined;
 
   readonly prepareState?: GateServices['prepareState'];
 
@@ -49,9 +61,9 @@ export class DecisionServices implements GateServices {
     });
   }
 
-  onDecision(ctx: GateContext, stmt: GatedStatement): GateVerdict | Promise<GateVerdict> | undefined {
+  onDecision(ctx: GateContext, stmt: GatedStatement, execution = false): GateVerdict | Promise<GateVerdict> | undefined {
     const d = stmt.decision;
-    if (d.effect === 'allow') return this.allow(ctx, stmt, d);
+    if (d.effect === 'allow') return this.allow(ctx, stmt, d, undefined, execution);
     if (d.effect === 'deny') {
       void this.audit(ctx, stmt, summary(d), false);
       return { action: 'refuse', error: wireErrorToPg(d.error) };
@@ -59,11 +71,90 @@ export class DecisionServices implements GateServices {
     return this.hold(ctx, stmt, d);
   }
 
-  private allow(ctx: GateContext, stmt: GatedStatement, d: Decision, approval?: ChangeRequest): GateVerdict | Promise<GateVerdict> | undefined {
-    if (!this.deps.audit) {
+  /**
+   * Allowed: the record is written, then the statement forwarded. A change is written ahead (forwarded
+   * once its record is committed), except DML that runs right now inside an explicit transaction block
+   * (docs/audit.md, "Guarantees"): it is forwarded at once and its record joins the transaction's pending
+   * ones, which every later statement that could make the transaction's effects durable or visible
+   * outside it (COMMIT, PREPARE TRANSACTION, anything but plain reads and such DML) waits for.
+   */
+  private allow(ctx: GateContext, stmt: GatedStatement, d: Decision, approval?: ChangeRequest, execution = true): GateVerdict | Promise<GateVerdict> | undefined {
+    const audit = this.deps.audit;
+    if (!audit) {
       this.afterForward(ctx, stmt);
       return undefined;
     }
+    const tx = this.transaction(ctx);
+    if (execution && !approval && !audit.config.strict_write_ahead && ctx.inTransactionBlock() && isDeferrable(stmt)) {
+      const receipts = this.audit(ctx, stmt, summary(d), true, undefined, tx);
+      this.receipts.set(stmt, receipts);
+      for (const r of receipts) {
+        const durable = r.then((x) => x?.durable);
+        durable.catch(() => undefined); // awaited (and reported) at the barrier; the transaction may end first
+        tx.pending.push(durable);
+      }
+      if (tx.pending.length >= 256) {
+        // A long transaction: keep one promise for all of them (it rejects as soon as one does).
+        const all = Promise.all(tx.pending);
+        all.catch(() => undefined);
+        tx.pending = [all];
+      }
+      this.afterForward(ctx, stmt);
+      return undefined;
+    }
+    if (tx.pending.length > 0 && isBarrier(stmt)) {
+      const pending = tx.pending;
+      return Promise.all(pending).then(
+        () => {
+          if (tx.pending === pending) tx.pending = [];
+          return this.allowWriteAhead(ctx, stmt, d, approval) ?? FORWARD;
+        },
+        (err: unknown) => {
+          ctx.log.warn({ err }, 'audit: refused a statement because earlier changes of its transaction could not be audited');
+          return { action: 'refuse' as const, error: transactionUnaudited(err, stmt) };
+        },
+      );
+    }
+    return this.allowWriteAhead(ctx, stmt, d, approval);
+  }
+
+  /** Before the first Execute of a statement decided at its Parse: the same barrier as in allow(). */
+  onFirstExecute(ctx: GateContext, stmt: GatedStatement): GateVerdict | Promise<GateVerdict> | undefined {
+    if (!this.deps.audit) return undefined;
+    const tx = this.transactions.get(ctx);
+    if (!tx || tx.epoch !== ctx.transactionEpoch() || tx.pending.length === 0 || !isBarrier(stmt)) return undefined;
+    const pending = tx.pending;
+    return Promise.all(pending).then(
+      () => {
+        if (tx.pending === pending) tx.pending = [];
+        return FORWARD;
+      },
+      (err: unknown) => ({ action: 'refuse' as const, error: transactionUnaudited(err, stmt) }),
+    );
+  }
+
+  private transaction(ctx: GateContext): TxAudit {
+    const epoch = ctx.transactionEpoch();
+    let tx = this.transactions.get(ctx);
+    if (!tx || tx.epoch !== epoch) {
+      // The previous transaction ended (committed after its barrier, or rolled back): its records no longer gate anything.
+      tx = { epoch, pending: [] };
+      this.transactions.set(ctx, tx);
+    }
+    return tx;
+  }
+
+  /**
+   * pg_current_wal_lsn() for a change about to be forwarded. Concurrent callers share one query: a
+   * position read while the caller waited is still a position before its change.
+   */
+  private readonly walPosition = (): Promise<string | null> => {
+    const read = this.deps.walLsn!;
+    this.lsnInFlight ??= read().finally(() => { this.lsnInFlight = undefined; });
+    return this.lsnInFlight;
+  };
+
+  private allowWriteAhead(ctx: GateContext, stmt: GatedStatement, d: Decision, approval?: ChangeRequest): GateVerdict | Promise<GateVerdict> | undefined {
     const receipts = this.audit(ctx, stmt, summary(d, approval), true, approval);
     this.receipts.set(stmt, receipts);
     const mustCommit = receipts.some((_, i) => isChangeIndex(stmt, i));
@@ -166,17 +257,23 @@ export class DecisionServices implements GateServices {
     };
   }
 
-  /** One decision record per statement of the string (the audit splits multi-statement strings). */
-  private audit(ctx: GateContext, stmt: GatedStatement, decision: DecisionSummary, forwarded: boolean, approval?: ChangeRequest): Promise<DecisionReceipt | undefined>[] {
+  /**
+   * One decision record per statement of the string (the audit splits multi-statement strings). With `tx`,
+   * the records are written in the background (durability 'before-commit') and the WAL position is read
+   * once per transaction, before its first such change is forwarded.
+   */
+  private audit(ctx: GateContext, stmt: GatedStatement, decision: DecisionSummary, forwarded: boolean, approval?: ChangeRequest, tx?: TxAudit): Promise<DecisionReceipt | undefined>[] {
     const audit = this.deps.audit;
     if (!audit) return [];
     const session = auditSession(ctx);
-    const rules = stmt.decision.verdicts.map((v) => ({ id: v.id, matched: v.matched, effect: v.effect, reason: v.reason }));
+    const { rules } = auditDecision(stmt.decision);
     const approvals = approval ? approvalRefs(approval) : undefined;
-    const walLsn = forwarded ? this.deps.walLsn : undefined;
+    let walLsn: (() => Promise<string | null>) | undefined;
+    if (forwarded && this.deps.walLsn) walLsn = tx ? () => (tx.lsn ??= this.walPosition()) : this.walPosition;
+    const opts = tx ? { durability: 'before-commit' as const } : {};
     const facts: (StatementFacts | null)[] = stmt.analysis.ok ? [...stmt.analysis.statements] : [null];
     return facts.map((f) => {
-      const p = audit.recordDecision({ session, sql: f?.text ?? stmt.sql, facts: f, rules, decision, approvals, walLsn });
+      const p = audit.recordDecision({ session, sql: f?.text ?? stmt.sql, facts: f, rules, decision, approvals, walLsn }, opts);
       if (forwarded) return p;
       // Refused statements run nothing: their records never hold the client up.
       p.catch((err: unknown) => ctx.log.warn({ err }, 'audit: could not record a refusal'));
@@ -189,20 +286,25 @@ export class DecisionServices implements GateServices {
     const receipts = this.receipts.get(o.stmt);
     if (!audit || !receipts) return;
     const session = auditSession(ctx);
+    const record = (receipt: DecisionReceipt, i: number) => {
+      // Statements of a string answer in order; the first error ends the string.
+      const tag = o.commandTags[i];
+      const failed = tag === undefined && o.error;
+      audit.recordOutcome(
+        receipt,
+        failed
+          ? { status: 'error', sqlstate: o.error.sqlstate, message: o.error.message, durationMs: o.durationMs }
+          : { status: tag === undefined ? 'error' : 'ok', commandTag: tag ?? null, rows: rowsOf(tag), durationMs: o.durationMs, sqlstate: tag === undefined ? 'XX000' : null, message: tag === undefined ? 'not executed: an earlier statement of the string failed' : null },
+        session,
+      );
+    };
     receipts.forEach((p, i) => {
       p.then(
         (receipt) => {
           if (!receipt) return;
-          // Statements of a string answer in order; the first error ends the string.
-          const tag = o.commandTags[i];
-          const failed = tag === undefined && o.error;
-          audit.recordOutcome(
-            receipt,
-            failed
-              ? { status: 'error', sqlstate: o.error.sqlstate, message: o.error.message, durationMs: o.durationMs }
-              : { status: tag === undefined ? 'error' : 'ok', commandTag: tag ?? null, rows: rowsOf(tag), durationMs: o.durationMs, sqlstate: tag === undefined ? 'XX000' : null, message: tag === undefined ? 'not executed: an earlier statement of the string failed' : null },
-            session,
-          );
+          // A deferred decision's outcome follows its record (none if the record failed: the transaction did not commit).
+          if (receipt.durable) receipt.durable.then(() => record(receipt, i), () => undefined);
+          else record(receipt, i);
         },
         () => undefined,
       );
@@ -212,6 +314,38 @@ export class DecisionServices implements GateServices {
   onSessionEnd(ctx: GateContext): void {
     this.deps.audit?.recordSessionEnd(auditSession(ctx), { reason: 'closed' });
   }
+}
+
+const DML = new Set(['InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt']);
+
+/**
+ * DML whose every effect the transaction's ROLLBACK undoes, as far as the text shows: no function calls
+ * (nextval, dblink, any user function), nothing opaque, privileged, nested or hidden (DML inside WITH).
+ * Triggers are not visible in the text (docs/audit.md: set audit.strict_write_ahead if they have
+ * non-transactional side effects).
+ */
+function isDeferrable(stmt: GatedStatement): boolean {
+  if (!stmt.analysis.ok || stmt.analysis.statements.length === 0) return false;
+  return stmt.analysis.statements.every((f) =>
+    f.kind === 'write' && DML.has(f.node) && f.functions.length === 0 && f.opaque.length === 0 && f.privileged.length === 0
+    && f.nested.length === 0 && !f.hidden?.length && !f.execute && !f.prepare);
+}
+
+const HARMLESS_TCL = new Set(['begin', 'savepoint', 'release', 'rollback', 'rollback-to']);
+
+/**
+ * Statements that must wait for the transaction's pending records: anything that could make its effects
+ * durable or visible outside it (COMMIT, PREPARE TRANSACTION, COPY TO, function calls...), i.e. all but
+ * plain reads, deferrable DML, session settings and transaction control that cannot commit.
+ */
+function isBarrier(stmt: GatedStatement): boolean {
+  if (!stmt.analysis.ok) return true;
+  return stmt.analysis.statements.some((f) => {
+    if (f.kind === 'read' && f.nested.length === 0 && f.opaque.length === 0 && f.privileged.length === 0) return false;
+    if (f.kind === 'session' && f.privileged.length === 0 && f.opaque.length === 0) return false;
+    if (f.kind === 'tcl' && f.transaction !== undefined && HARMLESS_TCL.has(f.transaction)) return false;
+    return !(f.kind === 'write' && DML.has(f.node) && f.functions.length === 0 && f.opaque.length === 0 && f.privileged.length === 0 && f.nested.length === 0 && !f.hidden?.length);
+  });
 }
 
 function isChangeIndex(stmt: GatedStatement, i: number): boolean {
@@ -233,11 +367,23 @@ export function auditSession(ctx: GateContext): AuditSession {
   };
 }
 
-function summary(d: Decision, approval?: ChangeRequest): DecisionSummary {
-  if (d.effect === 'allow' || approval) {
-    return { effect: 'allow', reasons: approval ? [...d.reasons, `approved as change ${approval.id}`] : d.reasons, change_id: approval?.id ?? null };
+// One mapping per policy decision: every execution of a prepared statement shares it (and the audit
+// writer serialises the shared rules array once).
+const mapped = new WeakMap<Decision, { rules: RuleVerdict[]; decision: DecisionSummary }>();
+
+function auditDecision(d: Decision): { rules: RuleVerdict[]; decision: DecisionSummary } {
+  let m = mapped.get(d);
+  if (!m) {
+    m = auditDecisionFromPolicy(d);
+    mapped.set(d, m);
   }
-  return { effect: d.effect, reasons: d.reasons, message: d.error.message };
+  return m;
+}
+
+function summary(d: Decision, approval?: ChangeRequest): DecisionSummary {
+  const { decision } = auditDecision(d);
+  if (!approval) return decision;
+  return { effect: 'allow', reasons: [...d.reasons, `approved as change ${approval.id}`], message: null, change_id: approval.id };
 }
 
 function approvalRefs(req: ChangeRequest): ApprovalRef[] {
@@ -262,6 +408,18 @@ function auditUnavailable(err: unknown): PgErrorFields {
     code: e.sqlstate ?? '58000',
     message: `pgairlock refused this change because it cannot be audited: ${e.message ?? String(err)}`,
     hint: 'Changes need their audit record committed first (write-ahead). Check the control database (audit.database_url); reads keep working.',
+  };
+}
+
+/** A statement that would end (or leak out of) a transaction whose earlier changes have no committed record. */
+function transactionUnaudited(err: unknown, stmt: GatedStatement): PgErrorFields {
+  const e = err as { message?: string };
+  const commit = stmt.analysis.ok && stmt.analysis.statements.some((f) => f.transaction === 'commit' || f.transaction === 'prepare');
+  return {
+    code: '58000',
+    message: `pgairlock refused ${commit ? 'to commit this transaction' : 'this statement'}: the audit records of changes made earlier in the transaction could not be written (${e.message ?? String(err)})`,
+    detail: 'Nothing of this transaction was committed: it is now aborted, and the server rolls it back.',
+    hint: 'Send ROLLBACK, then retry the transaction once the control database (audit.database_url) is reachable again.',
   };
 }
 

@@ -33,8 +33,14 @@ export interface GatedStatement {
  * change, waiting for an approval).
  */
 export interface GateServices {
-  /** Decision made; returns the final verdict (may upgrade a hold to allow when an approval exists). */
-  onDecision?(ctx: GateContext, stmt: GatedStatement): GateVerdict | Promise<GateVerdict> | undefined;
+  /**
+   * Decision made; returns the final verdict (may upgrade a hold to allow when an approval exists).
+   * `execution`: the statement runs as soon as it is forwarded (a Query, or an Execute of a prepared
+   * statement); false (or absent) for a Parse, which only prepares it.
+   */
+  onDecision?(ctx: GateContext, stmt: GatedStatement, execution?: boolean): GateVerdict | Promise<GateVerdict> | undefined;
+  /** The first Execute of a statement decided at its Parse is about to be forwarded (e.g. a COMMIT prepared earlier). */
+  onFirstExecute?(ctx: GateContext, stmt: GatedStatement): GateVerdict | Promise<GateVerdict> | undefined;
   /** A statement's outcome is known (CommandComplete / ErrorResponse ... ReadyForQuery). */
   onOutcome?(ctx: GateContext, outcome: StatementOutcomeEvent): void;
   /** Live facts for the policy (catalog snapshot, usage, expected schema); undefined: none needed. */
@@ -65,6 +71,14 @@ export interface GateContext {
   readonly log: Logger;
   readonly serverVersion: () => number;
   readonly txStatus: () => number;
+  /**
+   * True only when the session is known to be inside an explicit transaction block ('T') at this point of
+   * the stream: the last ReadyForQuery said so and every statement sent since has been answered (so no
+   * COMMIT or ROLLBACK can be in flight). False in pipelines, where the status is not known.
+   */
+  readonly inTransactionBlock: () => boolean;
+  /** Counts transactions: grows each time the server reports the session idle (outside any block). */
+  readonly transactionEpoch: () => number;
   /** Sends a NoticeResponse to the client now (e.g. "held for approval as change X"). */
   notify(notice: PgErrorFields): void;
   /** A signal for one wait; aborted when the client cancels (CancelRequest) or disconnects. */
@@ -145,6 +159,16 @@ export class GovernedGate implements SessionGate {
   private readonly tracksExecutions: boolean;
   /** Statements forwarded and not yet answered, oldest first (outcomes are matched in order). */
   private readonly inFlight: { stmt: GatedStatement; started: number; tags: string[]; error?: { sqlstate: string; message: string } }[] = [];
+  /**
+   * Transaction status tracking for GateContext.inTransactionBlock: sync points (Query, Sync, FunctionCall)
+   * sent and ReadyForQuery received, the ReadyForQuery that answers the latest execution, the last status.
+   */
+  private syncsSent = 0;
+  private readysSeen = 0;
+  private answeredBy = 0;
+  private lastStatus: number = TxStatus.Idle;
+  private epoch = 0;
+  private knownInBlock = false;
 
   constructor(
     info: SessionInfo,
@@ -164,6 +188,8 @@ export class GovernedGate implements SessionGate {
       log: log.child({ principal: principal.name }),
       serverVersion: () => session.serverVersionNum || 180000,
       txStatus: () => session.txStatus,
+      inTransactionBlock: () => this.knownInBlock,
+      transactionEpoch: () => this.epoch,
       notify: (n) => session.sendToClient(noticeResponse(n)),
       waitSignal: () => {
         waiting = new AbortController();
@@ -174,6 +200,10 @@ export class GovernedGate implements SessionGate {
   }
 
   onClientMessage(type: number, buf: Buffer, start: number, end: number): GateVerdict | Promise<GateVerdict> | undefined {
+    this.knownInBlock = this.lastStatus === TxStatus.InBlock && this.readysSeen === this.syncsSent && this.readysSeen >= this.answeredBy;
+    if (type === Frontend.Query || type === Frontend.FunctionCall) this.answeredBy = ++this.syncsSent;
+    else if (type === Frontend.Sync) this.syncsSent++;
+    else if (type === Frontend.Execute) this.answeredBy = this.syncsSent + 1;
     switch (type) {
       case Frontend.Query: {
         const sql = buf.toString('utf8', start + 5, end - 1);
@@ -233,14 +263,19 @@ export class GovernedGate implements SessionGate {
     }
     if (entry.fresh) {
       entry.fresh = false;
-      this.inFlight.push({ stmt: entry.stmt, started: performance.now(), tags: [] });
-      return undefined;
+      const first = entry.readOnly ? undefined : this.deps.services?.onFirstExecute?.(this.ctx, entry.stmt);
+      const run = (v: GateVerdict | undefined): GateVerdict | undefined => {
+        if (v === undefined || v.action === 'forward') this.inFlight.push({ stmt: entry.stmt, started: performance.now(), tags: [] });
+        return v;
+      };
+      if (first instanceof Promise) return first.then((v) => run(v) ?? FORWARD);
+      return run(first);
     }
     // Re-running a read changes nothing: its Parse's decision record covers every execution (the
     // hot path of prepared workloads). Changes are governed and recorded per execution.
     if (entry.readOnly) return undefined;
     const services = this.deps.services!;
-    const verdict = services.onDecision ? services.onDecision(this.ctx, entry.stmt) : undefined;
+    const verdict = services.onDecision ? services.onDecision(this.ctx, entry.stmt, true) : undefined;
     const track = (v: GateVerdict | undefined): GateVerdict | undefined => {
       if (v === undefined || v.action === 'forward') this.inFlight.push({ stmt: entry.stmt, started: performance.now(), tags: [] });
       return v;
@@ -381,7 +416,7 @@ export class GovernedGate implements SessionGate {
     }
     const stmt: GatedStatement = { ...entry.stmt, decision, ...(estimatedRows ? { estimatedRows } : {}) };
     const services = this.deps.services!;
-    const verdict = (await (services.onDecision ? services.onDecision(ctx, stmt) : defaultVerdict(decision))) ?? FORWARD;
+    const verdict = (await (services.onDecision ? services.onDecision(ctx, stmt, true) : defaultVerdict(decision))) ?? FORWARD;
     if (verdict.action === 'forward') this.inFlight.push({ stmt, started: performance.now(), tags: [] });
     return verdict;
   }
@@ -412,7 +447,7 @@ export class GovernedGate implements SessionGate {
 
   private finish(stmt: GatedStatement): GateVerdict | Promise<GateVerdict> | undefined {
     const services = this.deps.services;
-    const verdict = services?.onDecision ? services.onDecision(this.ctx, stmt) : defaultVerdict(stmt.decision);
+    const verdict = services?.onDecision ? services.onDecision(this.ctx, stmt, stmt.via !== 'parse') : defaultVerdict(stmt.decision);
     if (verdict instanceof Promise) return verdict.then((v) => this.settle(stmt, v) ?? FORWARD);
     return this.settle(stmt, verdict);
   }
@@ -431,6 +466,11 @@ export class GovernedGate implements SessionGate {
   }
 
   onServerMessage(type: number, buf: Buffer, start: number, end: number): void {
+    if (type === Backend.ReadyForQuery) {
+      this.readysSeen++;
+      this.lastStatus = buf[start + 5]!;
+      if (this.lastStatus === TxStatus.Idle) this.epoch++;
+    }
     if (this.ddlPending && type === Backend.ReadyForQuery && buf[start + 5] === TxStatus.Idle) {
       this.ddlPending = false;
       this.deps.onDdlDone?.(this.ctx);

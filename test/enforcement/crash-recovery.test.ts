@@ -116,4 +116,81 @@ describe.skipIf(!postgresAvailable())('crash of the proxy process mid-load', () 
       await q.close();
     }
   });
+
+  it('writers in transaction blocks (DML forwarded before its record, COMMIT waits): every committed row has its decision record', async () => {
+    if (child && child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((r) => child!.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    }
+    await db.query('CREATE TABLE crash_tx(i int primary key)');
+    const port = await freePort();
+    const upstream = new URL(ADMIN_DATABASE_URL);
+    upstream.searchParams.set('sslmode', 'disable');
+    const file = path.join(tmp.dir, 'pgairlock-tx.yaml');
+    writeFileSync(
+      file,
+      toYaml({
+        listen: `127.0.0.1:${port}`,
+        upstream: { url: upstream.toString() },
+        instance: 'crash-test-tx',
+        audit: { database_url: urlWithDatabase(ADMIN_DATABASE_URL, db.name) },
+        mcp: { enabled: false },
+        state: { enabled: false },
+        principals: { map: [{ name: 'dba', roles: ['dba'], match: { users: ['postgres'] } }] },
+        log: { level: 'warn' },
+      }),
+    );
+    child = await startProxyProcess(file);
+    const clients = await Promise.all(
+      [0, 1, 2, 3].map(async () => {
+        const c = new pg.Client({ connectionString: `postgres://postgres@127.0.0.1:${port}/${db.name}` });
+        c.on('error', () => undefined);
+        await c.connect();
+        return c;
+      }),
+    );
+    // Each transaction inserts three rows; half of them as prepared statements (Bind/Execute).
+    const writers = clients.map(async (c, w) => {
+      for (let t = 0; t < 300; t++) {
+        try {
+          await c.query('BEGIN');
+          for (let k = 0; k < 3; k++) {
+            const i = w * 10_000 + t * 3 + k;
+            if (w % 2) await c.query({ name: 'ins', text: 'INSERT INTO crash_tx VALUES ($1)', values: [i] });
+            else await c.query(`INSERT INTO crash_tx VALUES (${i})`);
+          }
+          await c.query('COMMIT');
+        } catch {
+          return;
+        }
+      }
+    });
+    await new Promise((r) => setTimeout(r, 1500));
+    child.kill('SIGKILL');
+    await Promise.all(writers);
+    await new Promise((r) => child!.once('exit', r)).catch(() => undefined);
+
+    const inserted = (await db.query<{ i: number }>('SELECT i FROM crash_tx ORDER BY i')).rows.map((r) => r.i);
+    expect(inserted.length).toBeGreaterThan(0);
+    expect(inserted.length % 3).toBe(0); // whole transactions only
+
+    child = await startProxyProcess(file);
+    const q = new AuditQuery(urlWithDatabase(ADMIN_DATABASE_URL, db.name));
+    try {
+      const literal = await db.query<{ sql: string }>(
+        "SELECT body->>'sql' AS sql FROM pgairlock.audit_log WHERE instance = 'crash-test-tx' AND kind = 'decision' AND (body->>'write_ahead')::boolean");
+      const texts = new Set(literal.rows.map((r) => r.sql));
+      // Literal inserts: one record per row. Prepared inserts: one record per execution (count per writer).
+      const missing = inserted.filter((i) => Math.floor(i / 10_000) % 2 === 0 && !texts.has(`INSERT INTO crash_tx VALUES (${i})`));
+      expect(missing).toEqual([]);
+      const prepared = literal.rows.filter((r) => r.sql === 'INSERT INTO crash_tx VALUES ($1)').length;
+      expect(prepared).toBeGreaterThanOrEqual(inserted.filter((i) => Math.floor(i / 10_000) % 2 === 1).length);
+      const report = await q.verify();
+      expect(report.ok).toBe(true);
+    } finally {
+      await q.close();
+      await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+    }
+  });
 });
