@@ -36,7 +36,11 @@ function findingsFor(stmt: Record<string, unknown>, sql: string, byteStart: numb
 export function analyzeText(sql: string, version: number, context: ScriptContext | undefined, depth: number): Analysis {
   const parsed = parseSql(sql);
   if (!parsed.ok) return { ok: false, sql, error: parsed.error };
-  const stmts = parsed.stmts;
+  return analyzeParsed(sql, parsed.stmts, version, context, depth);
+}
+
+/** analyzeText() after the parse (callers that also look at the raw tree parse once). */
+export function analyzeParsed(sql: string, stmts: readonly RawStatement[], version: number, context: ScriptContext | undefined, depth: number): Analysis {
   if (stmts.length === 0) return { ok: true, sql, statements: EMPTY };
   const ascii = isAscii(sql);
   const offsets = new OffsetMap(sql, ascii);
@@ -165,7 +169,40 @@ class Facts implements StatementFacts {
   private fp: string | undefined;
   private norm: string | undefined;
 
-  constructor(c: Collector, type: string, res: StatementResult, at: Placement, findings: readonly Finding[]) {
+  constructor(c: Collector | Facts, type: string, res: StatementResult, at: Placement, findings: readonly Finding[]) {
+    if (c instanceof Facts) {
+      // A copy of `c` placed in another text (see rebindFacts); one constructor keeps one hidden class.
+      this.index = at.index;
+      this.byteStart = at.byteStart;
+      this.byteEnd = at.byteEnd;
+      this.text = at.text;
+      this.location = at.location;
+      this.node = c.node;
+      this.kind = c.kind;
+      this.commandTag = c.commandTag;
+      this.relations = c.relations;
+      this.functions = c.functions;
+      this.types = c.types;
+      this.schemas = c.schemas;
+      this.databases = c.databases;
+      this.roles = c.roles;
+      this.locks = c.locks;
+      this.destructive = c.destructive;
+      this.opaque = c.opaque;
+      this.privileged = c.privileged;
+      this.setting = c.setting;
+      this.transaction = c.transaction;
+      this.prepare = c.prepare;
+      this.execute = c.execute;
+      this.nested = c.nested;
+      this.findings = c.findings;
+      this.inverse = c.inverse;
+      this.hidden = c.hidden;
+      // The fingerprint ignores constants and positions: equal for every text the caller rebinds to.
+      this.fp = c.fp;
+      this.norm = undefined;
+      return;
+    }
     this.index = at.index;
     this.byteStart = at.byteStart;
     this.byteEnd = at.byteEnd;
@@ -211,6 +248,19 @@ class Facts implements StatementFacts {
     };
   }
 }
+
+/**
+ * The facts of `template` for another text that differs from the template's only in the values of
+ * literals the analyzer does not read (analyzer/literals.ts proves that before the cache stores a
+ * template): same facts, the new text and positions. Single-statement texts only.
+ */
+export function rebindFacts(template: StatementFacts, text: string, byteEnd: number, location: SourceLocation): StatementFacts {
+  if (!(template instanceof Facts)) throw new Error('rebindFacts: not analyzer facts');
+  const at: Placement = { sql: text, index: template.index, byteStart: template.byteStart, byteEnd, text, location, context: undefined };
+  return new Facts(template, template.node, REBIND, at, template.findings);
+}
+
+const REBIND: StatementResult = { kind: 'read', tag: '' };
 
 function safely(fn: (s: string) => string, text: string): string {
   try { return fn(text); } catch { return ''; }

@@ -10,6 +10,7 @@ export { analyze, DEFAULT_SERVER_VERSION } from './analyze.js';
 export {
   AnalysisCache,
   analyzeCached,
+  analyzeQueryCached,
   configureAnalysisCache,
   analysisCacheStats,
   estimateAnalysisBytes,
@@ -17,6 +18,8 @@ export {
   DEFAULT_CACHE_MAX_TEXT,
 } from './cache.js';
 export type { AnalysisCacheOptions, AnalysisCacheStats } from './cache.js';
+export { scanLiterals, inertLiteralLocations, literalsMatch } from './literals.js';
+export type { LiteralScan } from './literals.js';
 export { newScriptContext, cloneScriptContext, advanceContext } from './context.js';
 export { relationKey, quoteIdent, quoteRelation } from './names.js';
 export { isKnownSafeFunction, isPrivilegedFunction, KNOWN_SAFE_FUNCTIONS, PRIVILEGED_FUNCTIONS } from './functions.js';

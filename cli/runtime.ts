@@ -48,7 +48,7 @@ export interface GovernanceOptions {
 
 export async function openGovernance(config: Config, log: Logger, opts: GovernanceOptions = {}): Promise<Governance> {
   await loadAnalyzer();
-  configureAnalysisCache({ maxBytes: config.analyzer.cache_max_bytes, maxTextLength: config.analyzer.cache_max_text_length });
+  configureAnalysisCache({ maxBytes: config.analyzer.cache_max_bytes, maxTextLength: config.analyzer.cache_max_text_length, literals: config.analyzer.cache_literals });
   const policy: CompiledPolicy = policyFromConfig(config.policy, opts.configSource);
   const principals = compilePrincipals(config.principals);
   log.info({ policy: policy.source, rules: policy.rules.length, instance: instanceName(config) }, 'policy loaded');

@@ -206,6 +206,8 @@ export const configSchema = z.strictObject({
       cache_max_bytes: z.number().int().min(0).default(16 * 1024 * 1024),
       /** Texts longer than this (UTF-16 units) are analysed but never cached. */
       cache_max_text_length: z.number().int().min(0).default(64 * 1024),
+      /** Simple-protocol statements that differ only in inert literals share one cached analysis (analyzer/literals.ts). */
+      cache_literals: z.boolean().default(true),
       /** Statement strings longer than this (bytes) are refused before parsing (54000): parsing is synchronous CPU. */
       max_statement_bytes: z.number().int().min(1024).default(1024 * 1024),
     })

@@ -1,10 +1,11 @@
 import type { Logger } from 'pino';
-import { analyzeCached } from '../../analyzer/index.js';
+import { analyzeCached, analyzeQueryCached } from '../../analyzer/index.js';
 import type { Analysis, StatementFacts } from '../../analyzer/types.js';
 import { evaluate } from '../../governance/policy/evaluate.js';
 import type { CompiledPolicy } from '../../governance/policy/compile.js';
 import type { Decision, StatementsInput, StateFacts, WireError } from '../../governance/policy/types.js';
 import type { Principal } from '../../governance/principal.js';
+import { needsState } from '../../governance/state/policy-state.js';
 import type { BoundParams } from '../../governance/state/policy-state.js';
 import type { BoundValue, RowEstimate } from '../../governance/state/explain.js';
 import type { PgErrorFields } from '../errors.js';
@@ -302,7 +303,10 @@ export class GovernedGate implements SessionGate {
       };
     }
     const inBlock = ctx.txStatus() !== TxStatus.Idle;
-    const analysis = analyzeCached(sql, { serverVersion: ctx.serverVersion(), context: ctx.state.scriptContext(inBlock) });
+    const options = { serverVersion: ctx.serverVersion(), context: ctx.state.scriptContext(inBlock) };
+    // Simple-protocol strings carry their values inline: reuse the facts of an earlier text of the same
+    // shape, but never for statements whose decision takes live state (which may depend on the values).
+    const analysis = via === 'query' && ctx.state.expectSchema === undefined ? analyzeQueryCached(sql, options, reusable) : analyzeCached(sql, options);
     const statements: StatementsInput = analysis.ok ? analysis.statements : { parseError: analysis.error };
     const prepared = analysis.ok ? this.deps.services?.prepareState?.(ctx, analysis.statements) : undefined;
     const go = (p: PreparedState | undefined): GateVerdict | Promise<GateVerdict> | undefined => {
@@ -527,6 +531,9 @@ export class GovernedGate implements SessionGate {
 }
 
 const FORWARD: GateVerdict = { action: 'forward' };
+
+/** Facts a literal template may serve: those the policy judges without live state. */
+const reusable = (f: StatementFacts): boolean => !needsState([f]);
 
 interface PreparedEntry {
   readonly stmt: GatedStatement;

@@ -1,0 +1,57 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { analysisCacheStats } from '../../analyzer/index.js';
+import { postgresAvailable, useTestDatabase } from '../harness/db.js';
+import { startTestRuntime, type TestRuntime } from '../harness/runtime.js';
+
+/**
+ * The literal cache on the wire: simple-protocol reads that differ only in their values share one
+ * analysis, yet each is answered, decided and audited with its own text; statements that only look
+ * alike (a setting named by a literal) are still decided by what they say.
+ */
+const db = useTestDatabase();
+const AGENT = 'airlock_litcache_agent';
+
+describe.skipIf(!postgresAvailable())('literal cache through the proxy', () => {
+  let rt: TestRuntime;
+  let agent: pg.Client;
+
+  beforeAll(async () => {
+    await db.query(`DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${AGENT}') THEN CREATE ROLE ${AGENT} LOGIN; END IF; END $$`);
+    await db.query(`CREATE TABLE lit(id int primary key, v text); INSERT INTO lit SELECT g, 'v' || g FROM generate_series(1, 20) g;
+      GRANT ALL ON lit TO ${AGENT}`);
+    rt = await startTestRuntime(db.name, {
+      principals: { map: [{ name: 'agent:{user}', roles: ['agent'], match: { users: [AGENT] } }] },
+      audit: { reads: { aggregate: false } },
+    });
+    agent = new pg.Client({ connectionString: rt.url(db.name, AGENT) });
+    await agent.connect();
+  });
+  afterAll(async () => {
+    await agent?.end();
+    await rt?.close();
+  });
+
+  it('answers and audits each read with its own text while sharing one analysis', async () => {
+    const before = analysisCacheStats().templateHits;
+    for (const id of [3, 4, 17]) {
+      const r = await agent.query(`SELECT v FROM lit WHERE id = ${id}`);
+      expect(r.rows).toEqual([{ v: `v${id}` }]);
+    }
+    expect(analysisCacheStats().templateHits).toBeGreaterThanOrEqual(before + 2);
+    await rt.runtime.governance.audit!.flush();
+    const audited = await db.query<{ sql: string }>(
+      "SELECT body->>'sql' AS sql FROM pgairlock.audit_log WHERE kind = 'decision' AND body->>'sql' LIKE 'SELECT v FROM lit WHERE id = %' ORDER BY id",
+    );
+    expect(audited.rows.map((r) => r.sql)).toEqual(['SELECT v FROM lit WHERE id = 3', 'SELECT v FROM lit WHERE id = 4', 'SELECT v FROM lit WHERE id = 17']);
+  });
+
+  it('decides look-alike statements by their own literals: set_config of role versus another setting', async () => {
+    const other = await agent.query("SELECT set_config('application_name', 'x', false)").catch((e: { message: string }) => e);
+    const role = await agent.query("SELECT set_config('role', 'postgres', false)").catch((e: { message: string }) => e);
+    expect((role as { message: string }).message).toContain('agent-privileged-denied');
+    expect((other as { message: string }).message).toContain('agent-opaque-denied');
+    // And a read after both still gets its own answer.
+    expect((await agent.query('SELECT v FROM lit WHERE id = 5')).rows).toEqual([{ v: 'v5' }]);
+  });
+});
