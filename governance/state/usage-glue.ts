@@ -1,7 +1,7 @@
 import type { StatementFacts } from '../../analyzer/types.js';
 import { resolveRelation } from './deps.js';
 import type { CatalogSnapshot } from './types.js';
-import { usesFromRelations, type RecentUser, type UsageExclusion, type UsageIndex } from './usage.js';
+import { usesFromRelations, type RecentUser, type RelationUseRecord, type UsageExclusion, type UsageIndex } from './usage.js';
 
 /**
  * Glue between analyzer facts and the usage index, for the proxy and MCP:
@@ -24,6 +24,29 @@ function flatten(f: StatementFacts): StatementFacts[] {
   return out;
 }
 
+/**
+ * The usage records of one statement's relations as resolved last time, per relations list: the
+ * analysis cache hands out the same facts (or, for literal templates, the same relations list) for
+ * the same statement shape, so the hot path resolves names once per shape, snapshot and search_path.
+ */
+const resolvedUses = new WeakMap<readonly StatementFacts['relations'][number][], {
+  readonly snapshot: CatalogSnapshot | undefined;
+  readonly searchPath: readonly string[];
+  readonly user: string | undefined;
+  readonly uses: readonly RelationUseRecord[];
+}>();
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function usesOf(ctx: StatementContext, relations: readonly StatementFacts['relations'][number][]): readonly RelationUseRecord[] {
+  return usesFromRelations(relations, (rel) => (ctx.snapshot ? resolveRelation(ctx.snapshot, rel, ctx.searchPath, ctx.user)?.schema : undefined));
+}
+
 export function recordStatementUse(
   usage: UsageIndex,
   who: { readonly principal: string; readonly application?: string },
@@ -31,10 +54,22 @@ export function recordStatementUse(
   statements: readonly StatementFacts[],
   at?: number,
 ): void {
-  const relations = statements.flatMap(flatten).flatMap((f) => f.relations);
-  const uses = usesFromRelations(relations, (rel) => (ctx.snapshot ? resolveRelation(ctx.snapshot, rel, ctx.searchPath, ctx.user)?.schema : undefined));
+  let uses: readonly RelationUseRecord[];
+  const only = statements.length === 1 ? statements[0]! : undefined;
+  if (only !== undefined && only.nested.length === 0) {
+    const rels = only.relations;
+    if (rels.length === 0) return;
+    const memo = resolvedUses.get(rels);
+    if (memo !== undefined && memo.snapshot === ctx.snapshot && memo.user === ctx.user && sameList(memo.searchPath, ctx.searchPath)) uses = memo.uses;
+    else {
+      uses = usesOf(ctx, rels);
+      resolvedUses.set(rels, { snapshot: ctx.snapshot, searchPath: [...ctx.searchPath], user: ctx.user, uses });
+    }
+  } else {
+    uses = usesOf(ctx, statements.flatMap(flatten).flatMap((f) => f.relations));
+  }
   if (uses.length === 0) return;
-  usage.recordUse({ principal: who.principal, ...(who.application !== undefined ? { application: who.application } : {}), database: ctx.database, relations: uses, ...(at !== undefined ? { at } : {}) });
+  usage.recordUse({ principal: who.principal, application: who.application, database: ctx.database, relations: uses, at });
 }
 
 const CHANGING = new Set(['alter', 'drop', 'truncate', 'create']);

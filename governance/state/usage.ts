@@ -168,7 +168,12 @@ abstract class BufferedUsageIndex implements UsageIndex {
       this.dropped += 1;
       return;
     }
-    this.buffer.push(event.at === undefined ? { ...event, at: this.now() } : event);
+    // Explicit literal: object spread is a slow path in V8, and this runs for every forwarded statement.
+    this.buffer.push(
+      event.at === undefined
+        ? { principal: event.principal, application: event.application, database: event.database, relations: event.relations, at: this.now() }
+        : event,
+    );
     if (this.buffer.length >= this.batchSize && !this.early) {
       this.early = true;
       setImmediate(() => {
@@ -206,24 +211,44 @@ abstract class BufferedUsageIndex implements UsageIndex {
   }
 
   private aggregate(events: readonly UseEvent[]): Increment[] {
-    const out = new Map<string, Increment>();
-    const add = (target: string, principal: string, application: string, at: number, mode: UseMode): void => {
-      const bucket = Math.floor(at / this.bucketMs) * this.bucketMs;
-      const id = `${target}\0${principal}\0${application}\0${bucket}`;
-      let inc = out.get(id);
-      if (!inc) out.set(id, (inc = { target, principal, application, bucket, reads: 0, writes: 0, lastRead: 0, lastWrite: 0 }));
-      if (mode === 'read') { inc.reads += 1; inc.lastRead = Math.max(inc.lastRead, at); }
-      else { inc.writes += 1; inc.lastWrite = Math.max(inc.lastWrite, at); }
+    // target -> (user and bucket) -> increment: no per-relation string building for the common case of
+    // the same few statements over and over (records are usually shared, see recordStatementUse).
+    const out = new Map<string, Map<string, Increment>>();
+    const list: Increment[] = [];
+    const add = (target: string, who: string, principal: string, application: string, bucket: number, at: number, mode: UseMode): void => {
+      let byUser = out.get(target);
+      if (!byUser) out.set(target, (byUser = new Map()));
+      let inc = byUser.get(who);
+      if (!inc) {
+        byUser.set(who, (inc = { target, principal, application, bucket, reads: 0, writes: 0, lastRead: 0, lastWrite: 0 }));
+        list.push(inc);
+      }
+      if (mode === 'read') { inc.reads += 1; if (at > inc.lastRead) inc.lastRead = at; }
+      else { inc.writes += 1; if (at > inc.lastWrite) inc.lastWrite = at; }
     };
     for (const e of events) {
       const at = e.at ?? this.now();
       const app = e.application ?? '';
+      const bucket = Math.floor(at / this.bucketMs) * this.bucketMs;
+      const who = `${e.principal}\0${app}\0${bucket}`;
       for (const r of e.relations) {
-        add(targetId(e.database, r.schema, r.name), e.principal, app, at, r.mode);
-        for (const c of new Set(r.columns)) add(targetId(e.database, r.schema, r.name, c), e.principal, app, at, r.mode);
+        const ids = this.targetsOf(e.database, r);
+        add(ids.table, who, e.principal, app, bucket, at, r.mode);
+        for (const c of ids.columns) add(c, who, e.principal, app, bucket, at, r.mode);
       }
     }
-    return [...out.values()];
+    return list;
+  }
+
+  /** Target ids of a record, memoised per record object (records are immutable and often shared). */
+  private readonly targetIds = new WeakMap<RelationUseRecord, { readonly database: string; readonly table: string; readonly columns: readonly string[] }>();
+
+  private targetsOf(database: string, r: RelationUseRecord): { readonly table: string; readonly columns: readonly string[] } {
+    const hit = this.targetIds.get(r);
+    if (hit !== undefined && hit.database === database) return hit;
+    const ids = { database, table: targetId(database, r.schema, r.name), columns: [...new Set(r.columns)].map((c) => targetId(database, r.schema, r.name, c)) };
+    this.targetIds.set(r, ids);
+    return ids;
   }
 
   protected abstract apply(batch: Increment[]): Promise<void>;
