@@ -45,14 +45,24 @@ export class WriteBatcher {
 
   /** Writes what is queued. Returns false when the socket's buffer is full (caller should pause its source). */
   flush(): boolean {
-    this.closeRun();
     const pieces = this.pieces;
-    if (pieces.length === 0) return true;
-    if (this.socket.destroyed || !this.socket.writable) {
+    const socket = this.socket;
+    let ok: boolean;
+    if (pieces.length === 0) {
+      // The common case (one contiguous run, e.g. a whole pgbench round trip): no array traffic.
+      const b = this.runBuf;
+      if (b === null) return true;
+      this.runBuf = null;
+      if (socket.destroyed || !socket.writable) return true;
+      ok = socket.write(this.runStart === 0 && this.runEnd === b.length ? b : b.subarray(this.runStart, this.runEnd));
+      if (this.source && socket.writableLength > 0) this.source.release();
+      return ok;
+    }
+    this.closeRun();
+    if (socket.destroyed || !socket.writable) {
       pieces.length = 0;
       return true;
     }
-    let ok: boolean;
     if (pieces.length === 1) {
       ok = this.socket.write(pieces[0]!);
     } else {
