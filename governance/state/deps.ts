@@ -24,6 +24,34 @@ const cache = new WeakMap<CatalogSnapshot, SnapshotIndex>();
 export function indexSnapshot(snapshot: CatalogSnapshot): SnapshotIndex {
   const hit = cache.get(snapshot);
   if (hit) return hit;
+  const steps = indexSteps(snapshot);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+/**
+ * Builds (and caches) the index in slices of about `sliceMs`, yielding to the event loop between them. On
+ * 5,000 tables the index takes tens of milliseconds: CatalogState builds it this way after each refresh, so
+ * the first statement judged against a new snapshot does not pay for it on the proxy's event loop.
+ */
+export async function indexSnapshotAsync(snapshot: CatalogSnapshot, sliceMs = 8): Promise<SnapshotIndex> {
+  const hit = cache.get(snapshot);
+  if (hit) return hit;
+  const steps = indexSteps(snapshot);
+  let sliceStart = performance.now();
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+    if (performance.now() - sliceStart >= sliceMs) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      sliceStart = performance.now();
+    }
+  }
+}
+
+function* indexSteps(snapshot: CatalogSnapshot): Generator<void, SnapshotIndex> {
   const byKey = new Map<ObjectKey, CatalogObject>();
   const relationsByName = new Map<string, CatalogObject>();
   const functionsByName = new Map<string, CatalogObject[]>();
@@ -33,7 +61,9 @@ export function indexSnapshot(snapshot: CatalogSnapshot): SnapshotIndex {
     if (list) list.push(v);
     else m.set(k, [v]);
   };
+  let work = 0;
   for (const o of snapshot.objects) {
+    if ((++work & 511) === 0) yield;
     byKey.set(o.key, o);
     switch (o.kind) {
       case 'table': case 'view': case 'matview': case 'sequence':
@@ -54,7 +84,13 @@ export function indexSnapshot(snapshot: CatalogSnapshot): SnapshotIndex {
     }
   }
   const dependentsOf = new Map<ObjectKey, DependencyEdge[]>();
-  for (const e of snapshot.dependencies) add(dependentsOf, e.referenced, e);
+  for (const e of snapshot.dependencies) {
+    if ((++work & 511) === 0) yield;
+    add(dependentsOf, e.referenced, e);
+  }
+  // Another caller may have built it meanwhile (sync lookups do not wait): keep the first.
+  const built = cache.get(snapshot);
+  if (built) return built;
   const idx: SnapshotIndex = { byKey, relationsByName, functionsByName, dependentsOf, ownedBy };
   cache.set(snapshot, idx);
   return idx;

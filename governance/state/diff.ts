@@ -1,3 +1,4 @@
+import { indexSnapshot } from './deps.js';
 import type { CatalogObject, CatalogSnapshot, ObjectKey } from './types.js';
 
 /**
@@ -55,10 +56,15 @@ export interface DiffOptions {
 
 export function diffSnapshots(base: CatalogSnapshot, live: CatalogSnapshot, opts: DiffOptions = {}): SnapshotDiff {
   const keep = (k: ObjectKey): boolean => (!opts.only || opts.only.has(k)) && !opts.ignore?.has(k);
-  const a = new Map<ObjectKey, CatalogObject>();
-  const b = new Map<ObjectKey, CatalogObject>();
-  for (const o of base.objects) if (keep(o.key)) a.set(o.key, o);
-  for (const o of live.objects) if (keep(o.key)) b.set(o.key, o);
+  const objectsOf = (s: CatalogSnapshot): ReadonlyMap<ObjectKey, CatalogObject> => {
+    // Unfiltered: the snapshot's cached index (CatalogState builds it after each refresh) saves two maps of every object.
+    if (!opts.only && !opts.ignore) return indexSnapshot(s).byKey;
+    const m = new Map<ObjectKey, CatalogObject>();
+    for (const o of s.objects) if (keep(o.key)) m.set(o.key, o);
+    return m;
+  };
+  const a = objectsOf(base);
+  const b = objectsOf(live);
   const added: ObjectChange[] = [];
   const removed: ObjectChange[] = [];
   const changed: ObjectChange[] = [];

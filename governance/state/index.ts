@@ -1,8 +1,8 @@
 /** Real state: catalog snapshots, impact facts, usage index, drift. See docs/state.md. */
 export * from './types.js';
 export { sha256, objectHash, schemaHashOf, kindOfKey, nameOfKey } from './hash.js';
-export { readSnapshot, readRawCatalog, buildSnapshot, ALWAYS_EXCLUDED_SCHEMAS, type ReadSnapshotOptions, type RawCatalog } from './snapshot.js';
-export { indexSnapshot, resolveRelation, resolveFunctions, dependentsOf, parseSearchPath, searchPathSchemas, creationSchema, type Dependent, type DependentsOptions, type SnapshotIndex } from './deps.js';
+export { readSnapshot, readRawCatalog, buildSnapshot, buildSnapshotAsync, ALWAYS_EXCLUDED_SCHEMAS, type ReadSnapshotOptions, type RawCatalog } from './snapshot.js';
+export { indexSnapshot, indexSnapshotAsync, resolveRelation, resolveFunctions, dependentsOf, parseSearchPath, searchPathSchemas, creationSchema, type Dependent, type DependentsOptions, type SnapshotIndex } from './deps.js';
 export { computeImpact, describeChain, type ImpactFacts, type ImpactInput, type RelationImpact, type FunctionImpact, type LockDurationClass } from './impact.js';
 export { explainRowEstimate, rowEstimateFromPlan, RowEstimator, type RowEstimate, type ExplainOptions, type BoundValue, type EstimateRequest, type RowEstimatorOptions } from './explain.js';
 export { diffSnapshots, lineDiff, formatDiff, allChanges, type SnapshotDiff, type ObjectChange, type LineChanges, type DiffOptions } from './diff.js';

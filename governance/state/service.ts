@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { Counter, Histogram, register as defaultRegistry, type Registry } from 'prom-client';
+import { indexSnapshotAsync } from './deps.js';
 import { diffSnapshots, type SnapshotDiff } from './diff.js';
 import { hashMatches, MIN_HASH_PREFIX } from './expected.js';
 import { readCatalogVersion, readSnapshot, readStats, withFreshStats } from './snapshot.js';
@@ -169,6 +170,8 @@ export class CatalogState {
     let snap: CatalogSnapshot;
     try {
       snap = await this.readOnce(database);
+      // Index it now, in slices, so the first statement judged against it does not stall the event loop.
+      await indexSnapshotAsync(snap);
     } catch (err) {
       this.refreshCounter.inc({ database, reason, result: 'error' });
       this.opts.onError?.(database, err);

@@ -73,7 +73,9 @@ export async function readRawCatalog(client: pg.ClientBase, opts: ReadSnapshotOp
   let queries = 0;
   let rowsRead = 0;
   const q = async <R extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<R[]> => {
-    const res = await client.query<R>(sql, params);
+    // Rows come in pages (a portal executed FETCH_ROWS at a time, one round trip each): tens of thousands of
+    // rows arriving at once would be parsed in one go and stall the proxy's event loop for hundreds of ms.
+    const res = await client.query<R>({ text: sql, values: params, rows: FETCH_ROWS } as pg.QueryConfig);
     queries += 1;
     rowsRead += res.rowCount ?? res.rows.length;
     return res.rows;
@@ -110,10 +112,10 @@ export async function readRawCatalog(client: pg.ClientBase, opts: ReadSnapshotOp
   }
 }
 
-/** Reads a full snapshot of the database `client` is connected to. */
+/** Reads a full snapshot of the database `client` is connected to (built in slices: see buildSnapshotAsync). */
 export async function readSnapshot(client: pg.ClientBase, opts: ReadSnapshotOptions = {}): Promise<CatalogSnapshot> {
   const { raw, cost } = await readRawCatalog(client, opts);
-  return buildSnapshot(raw, cost);
+  return buildSnapshotAsync(raw, cost);
 }
 
 interface RelInfo { key: ObjectKey; schema: string; name: string; relkind: string; columns: ColumnInfo[]; attnames: Map<number, string> }
@@ -141,8 +143,43 @@ function relKindToKey(relkind: string): 'table' | 'view' | 'matview' | 'sequence
   }
 }
 
-/** Turns raw catalog rows into a snapshot: canonical definitions, hashes, dependency edges by key (pure). */
+/** Rows per page of a catalog query (see readRawCatalog). */
+const FETCH_ROWS = 2000;
+/** Building yields to the event loop after this much work (see buildSnapshotAsync). */
+const SLICE_MS = 8;
+/** Work items between two looks at the clock. */
+const CHECK_EVERY = 128;
+
+/** Turns raw catalog rows into a snapshot: canonical definitions, hashes, dependency edges by key (pure, synchronous). */
 export function buildSnapshot(raw: RawCatalog, cost: SnapshotCost = { durationMs: 0, queries: 0, rowsRead: 0 }): CatalogSnapshot {
+  const steps = buildSteps(raw, cost);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+/**
+ * buildSnapshot in slices of about SLICE_MS, yielding to the event loop (setImmediate) between them: on
+ * 5,000 tables the build is most of a second of CPU, which would otherwise stall every proxy session.
+ * Same result as buildSnapshot.
+ */
+export async function buildSnapshotAsync(raw: RawCatalog, cost: SnapshotCost = { durationMs: 0, queries: 0, rowsRead: 0 }, sliceMs = SLICE_MS): Promise<CatalogSnapshot> {
+  const steps = buildSteps(raw, cost);
+  let sliceStart = performance.now();
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+    if (performance.now() - sliceStart >= sliceMs) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      sliceStart = performance.now();
+    }
+  }
+}
+
+/** The build as a generator: it yields every CHECK_EVERY work items, where a driver may pause. */
+function* buildSteps(raw: RawCatalog, cost: SnapshotCost): Generator<void, CatalogSnapshot> {
+  let work = 0;
   const objects: CatalogObject[] = [];
   const push = <T extends Omit<CatalogObject, 'hash'>>(o: T): void => {
     objects.push({ ...o, hash: objectHash(o.kind, o.definition) } as unknown as CatalogObject);
@@ -156,6 +193,7 @@ export function buildSnapshot(raw: RawCatalog, cost: SnapshotCost = { durationMs
   const columnsByRel = new Map<string, ColumnInfo[]>();
   const attnamesByRel = new Map<string, Map<number, string>>();
   for (const c of raw.columns) {
+    if (++work % CHECK_EVERY === 0) yield;
     const id = oidOf(c.relid);
     let list = columnsByRel.get(id);
     if (!list) columnsByRel.set(id, (list = []));
@@ -170,6 +208,7 @@ export function buildSnapshot(raw: RawCatalog, cost: SnapshotCost = { durationMs
   const sequences = new Map(raw.sequences.map((s) => [oidOf(s.relid), s]));
   const seqRows: { rel: RelInfo; seq: RawSequence | undefined }[] = [];
   for (const r of raw.relations) {
+    if (++work % CHECK_EVERY === 0) yield;
     const k = relKindToKey(r.relkind);
     if (!k) continue;
     const id = oidOf(r.oid);
@@ -200,6 +239,7 @@ export function buildSnapshot(raw: RawCatalog, cost: SnapshotCost = { durationMs
     }
   }
   for (const x of raw.indexes) {
+    if (++work % CHECK_EVERY === 0) yield;
     const table = rels.get(oidOf(x.relid));
     if (!table) continue; // an index of an excluded relation (extension member, system schema)
     const key = relationKey('index', x.schema, x.name);
@@ -210,6 +250,7 @@ export function buildSnapshot(raw: RawCatalog, cost: SnapshotCost = { durationMs
 
   const funcs = new Map<string, ObjectKey>();
   for (const f of raw.functions) {
+    if (++work % CHECK_EVERY === 0) yield;
     const key = functionKey(f.schema, f.name, f.args);
     funcs.set(oidOf(f.oid), key);
     push({ kind: 'function', key, schema: f.schema, name: f.name, args: f.args, language: f.language, prokind: f.prokind as 'f', definition: f.def.trim() });
@@ -217,6 +258,7 @@ export function buildSnapshot(raw: RawCatalog, cost: SnapshotCost = { durationMs
 
   const constraints = new Map<string, { key: ObjectKey; type: string }>();
   for (const c of raw.constraints) {
+    if (++work % CHECK_EVERY === 0) yield;
     const table = rels.get(oidOf(c.relid));
     if (!table) continue;
     const key = constraintKey(table.schema, table.name, c.name);
@@ -230,6 +272,7 @@ export function buildSnapshot(raw: RawCatalog, cost: SnapshotCost = { durationMs
 
   const triggers = new Map<string, ObjectKey>();
   for (const t of raw.triggers) {
+    if (++work % CHECK_EVERY === 0) yield;
     const table = rels.get(oidOf(t.relid));
     if (!table) continue;
     const key = triggerKey(table.schema, table.name, t.name);
@@ -238,11 +281,12 @@ export function buildSnapshot(raw: RawCatalog, cost: SnapshotCost = { durationMs
     push({ kind: 'trigger', key, schema: table.schema, name: t.name, table: `${table.schema}.${table.name}`, function: funcs.get(oidOf(t.foid)) ?? `function:?${oidOf(t.foid)}`, enabled: t.enabled, definition });
   }
 
-  const dependencies = buildEdges(raw.dependencies, rels, funcs, constraints, triggers);
+  const dependencies = yield* buildEdges(raw.dependencies, rels, funcs, constraints, triggers);
 
   const sequenceOwners = new Map<ObjectKey, DependencyEdge>();
   for (const e of dependencies) if (e.via === 'sequence' && e.column !== undefined) sequenceOwners.set(e.dependent, e);
   for (const { rel, seq } of seqRows) {
+    if (++work % CHECK_EVERY === 0) yield;
     const owner = sequenceOwners.get(rel.key);
     const ownedBy = owner ? `${owner.referenced.slice(owner.referenced.indexOf(':') + 1)}.${owner.column}` : null;
     const body = seq
@@ -252,13 +296,17 @@ export function buildSnapshot(raw: RawCatalog, cost: SnapshotCost = { durationMs
     push({ kind: 'sequence', key: rel.key, schema: rel.schema, name: rel.name, ownedBy, definition });
   }
 
+  yield;
   objects.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  yield;
+  const schemaHash = schemaHashOf(objects);
+  yield;
   return {
     format: SNAPSHOT_FORMAT,
     database: raw.database,
     serverVersion: raw.serverVersion,
     takenAt: raw.takenAt,
-    schemaHash: schemaHashOf(objects),
+    schemaHash,
     objects,
     dependencies,
     cost,
@@ -287,8 +335,8 @@ export async function readStats(client: pg.ClientBase, opts: ReadSnapshotOptions
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   try {
     await client.query(`SELECT set_config('search_path', 'pg_catalog', true), set_config('statement_timeout', $1, true)`, [String(opts.timeoutMs ?? 30_000)]);
-    const relations = (await client.query<RawRelation>(Q.SQL_RELATION_STATS, [excluded])).rows;
-    const indexes = (await client.query<{ schema: string; name: string; bytes: Num }>(Q.SQL_INDEX_SIZES, [excluded])).rows;
+    const relations = (await client.query<RawRelation>({ text: Q.SQL_RELATION_STATS, values: [excluded], rows: FETCH_ROWS } as pg.QueryConfig)).rows;
+    const indexes = (await client.query<{ schema: string; name: string; bytes: Num }>({ text: Q.SQL_INDEX_SIZES, values: [excluded], rows: FETCH_ROWS } as pg.QueryConfig)).rows;
     await client.query('COMMIT');
     return { raw: { relations, indexes, takenAt }, cost: { durationMs: Math.round((performance.now() - started) * 10) / 10, queries: 2, rowsRead: relations.length + indexes.length } };
   } catch (err) {
@@ -324,16 +372,18 @@ export function withFreshStats(prev: CatalogSnapshot, raw: RawStats, cost: Snaps
   return { ...prev, takenAt: raw.takenAt, objects, cost, catalogVersion, readMode: 'stats' };
 }
 
-function buildEdges(
+function* buildEdges(
   rows: readonly RawDependency[],
   rels: Map<string, RelInfo>,
   funcs: Map<string, ObjectKey>,
   constraints: Map<string, { key: ObjectKey; type: string }>,
   triggers: Map<string, ObjectKey>,
-): DependencyEdge[] {
+): Generator<void, DependencyEdge[]> {
   const out = new Map<string, DependencyEdge>();
   const columnName = (rel: RelInfo, attnum: number): string | undefined => (attnum > 0 ? rel.attnames.get(Number(attnum)) : undefined);
+  let work = 0;
   for (const d of rows) {
+    if (++work % CHECK_EVERY === 0) yield;
     // What is depended on.
     let referenced: ObjectKey | undefined;
     let column: string | undefined;
@@ -395,7 +445,9 @@ function buildEdges(
     if (!prev || (prev.deptype === 'a' && deptype === 'n')) out.set(id, edge);
   }
   // Sort keys computed once (not in the comparator): this runs over tens of thousands of edges.
+  yield;
   const keyed = [...out.values()].map((e) => ({ e, k: `${e.referenced}\0${e.column ?? ''}\0${e.dependent}` }));
+  yield;
   keyed.sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0));
   return keyed.map((x) => x.e);
 }
