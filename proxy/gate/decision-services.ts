@@ -1,6 +1,6 @@
 import { requirementsFromHoldSpec, type ApprovalService, type ChangeRequest } from '../../governance/approvals/index.js';
 import type { AuditLog } from '../../governance/audit/log.js';
-import { summarizeFacts } from '../../governance/audit/build.js';
+import { isChange, summarizeFacts } from '../../governance/audit/build.js';
 import { auditDecisionFromPolicy } from '../../governance/audit/from-policy.js';
 import type { ApprovalRef, DecisionReceipt, DecisionSummary, RuleVerdict, SessionInfo as AuditSession } from '../../governance/audit/types.js';
 import type { Decision, HoldDecision } from '../../governance/policy/types.js';
@@ -157,7 +157,9 @@ export class DecisionServices implements GateServices {
   private allowWriteAhead(ctx: GateContext, stmt: GatedStatement, d: Decision, approval?: ChangeRequest): GateVerdict | Promise<GateVerdict> | undefined {
     const receipts = this.audit(ctx, stmt, summary(d, approval), true, approval);
     this.receipts.set(stmt, receipts);
-    const mustCommit = receipts.some((_, i) => isChangeIndex(stmt, i));
+    // Only records that recordDecision commits before resolving are worth waiting for: BEGIN, SET and the
+    // like go on synchronously (unless reads must be committed too).
+    const mustCommit = this.deps.audit!.config.on_store_failure_for_reads === 'refuse' || receipts.some((_, i) => isChangeIndex(stmt, i));
     if (!mustCommit) {
       this.afterForward(ctx, stmt);
       return undefined;
@@ -348,10 +350,11 @@ function isBarrier(stmt: GatedStatement): boolean {
   });
 }
 
+/** The audit's own classification (isChange): only such records are committed before recordDecision resolves. */
 function isChangeIndex(stmt: GatedStatement, i: number): boolean {
   if (!stmt.analysis.ok) return true;
   const f = stmt.analysis.statements[i];
-  return !f || f.kind !== 'read' || f.nested.length > 0 || f.opaque.length > 0;
+  return !f || isChange(f);
 }
 
 export function auditSession(ctx: GateContext): AuditSession {
