@@ -257,7 +257,20 @@ class Facts implements StatementFacts {
 export function rebindFacts(template: StatementFacts, text: string, byteEnd: number, location: SourceLocation): StatementFacts {
   if (!(template instanceof Facts)) throw new Error('rebindFacts: not analyzer facts');
   const at: Placement = { sql: text, index: template.index, byteStart: template.byteStart, byteEnd, text, location, context: undefined };
-  return new Facts(template, template.node, REBIND, at, template.findings);
+  const f = new Facts(template, template.node, REBIND, at, template.findings);
+  SHAPES.set(f, factsShape(template));
+  return f;
+}
+
+/** Rebound facts -> the facts they were rebound from (outside the class: toEqual and spread see no new field). */
+const SHAPES = new WeakMap<StatementFacts, object>();
+
+/**
+ * An identity shared by facts that are equal except for their text and positions: the facts themselves,
+ * or for facts rebound from a literal template, the template's. Callers memoise per-statement work on it.
+ */
+export function factsShape(f: StatementFacts): object {
+  return SHAPES.get(f) ?? f;
 }
 
 const REBIND: StatementResult = { kind: 'read', tag: '' };

@@ -6,7 +6,7 @@
 export * from './types.js';
 export { loadAnalyzer, analyzerLoaded, parseSql, fingerprint, normalize, OffsetMap, codePointToUnitIndex } from './parser.js';
 export type { ParseOutcome, RawStatement } from './parser.js';
-export { analyze, DEFAULT_SERVER_VERSION } from './analyze.js';
+export { analyze, factsShape, DEFAULT_SERVER_VERSION } from './analyze.js';
 export {
   AnalysisCache,
   analyzeCached,

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { analyzeCached, analyzeQueryCached } from '../../analyzer/index.js';
+import { analyzeCached, analyzeQueryCached, factsShape } from '../../analyzer/index.js';
 import type { Analysis, StatementFacts } from '../../analyzer/types.js';
 import { evaluate } from '../../governance/policy/evaluate.js';
 import type { CompiledPolicy } from '../../governance/policy/compile.js';
@@ -160,6 +160,8 @@ export class GovernedGate implements SessionGate {
   private readonly tracksExecutions: boolean;
   /** Statements forwarded and not yet answered, oldest first (outcomes are matched in order). */
   private readonly inFlight: { stmt: GatedStatement; started: number; tags: string[]; error?: { sqlstate: string; message: string } }[] = [];
+  /** The last decision per statement shape, with what it was decided under (see evaluate()). */
+  private readonly decisions = new WeakMap<object, { policy: CompiledPolicy; searchPath: readonly string[] | undefined; user: string; decision: Decision }>();
   /**
    * Transaction status tracking for GateContext.inTransactionBlock: sync points (Query, Sync, FunctionCall)
    * sent and ReadyForQuery received, the ReadyForQuery that answers the latest execution, the last status.
@@ -435,18 +437,36 @@ export class GovernedGate implements SessionGate {
 
   private evaluate(statements: StatementsInput, state: StateFacts | undefined): Decision {
     const ctx = this.ctx;
-    return evaluate(
+    const policy = this.deps.policy();
+    const searchPath = ctx.state.searchPath;
+    const user = ctx.state.effectiveRole ?? ctx.info.user;
+    // evaluate() is pure: a lone statement judged without live state gets the decision of the last
+    // statement of its shape (same facts but for text and positions, see factsShape) in this session,
+    // as long as nothing else it reads changed: the policy, search_path and user; never for rules on
+    // the clock, nor for PREPARE/EXECUTE or nested statements (they read the session's prepared ones).
+    const only = state === undefined && !('parseError' in statements) && statements.length === 1 ? statements[0]! : undefined;
+    const shape =
+      only !== undefined && only.nested.length === 0 && only.execute === undefined && only.prepare === undefined && !clockDependent(policy)
+        ? factsShape(only)
+        : undefined;
+    if (shape !== undefined) {
+      const m = this.decisions.get(shape);
+      if (m !== undefined && m.policy === policy && m.searchPath === searchPath && m.user === user) return m.decision;
+    }
+    const decision = evaluate(
       {
         statements,
         principal: ctx.principal,
         database: ctx.info.database,
         environment: this.deps.environment,
         now: new Date(),
-        session: { searchPath: ctx.state.searchPath, user: ctx.state.effectiveRole ?? ctx.info.user, prepared: ctx.state.prepared },
+        session: { searchPath, user, prepared: ctx.state.prepared },
         state,
       },
-      this.deps.policy(),
+      policy,
     );
+    if (shape !== undefined) this.decisions.set(shape, { policy, searchPath, user, decision });
+    return decision;
   }
 
   private finish(stmt: GatedStatement): GateVerdict | Promise<GateVerdict> | undefined {
@@ -534,6 +554,14 @@ const FORWARD: GateVerdict = { action: 'forward' };
 
 /** Facts a literal template may serve: those the policy judges without live state. */
 const reusable = (f: StatementFacts): boolean => !needsState([f]);
+
+const clocked = new WeakMap<CompiledPolicy, boolean>();
+/** True when some rule's verdict depends on the time (during/outside windows). */
+function clockDependent(policy: CompiledPolicy): boolean {
+  let c = clocked.get(policy);
+  if (c === undefined) clocked.set(policy, (c = policy.rules.some((r) => r.timeDependent)));
+  return c;
+}
 
 interface PreparedEntry {
   readonly stmt: GatedStatement;
