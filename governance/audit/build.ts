@@ -165,6 +165,7 @@ export function decisionBody(
     wal_lsn: opts.walLsn,
     catalog_version_before: input.catalogVersionBefore ?? null,
     inverse: inverse && opts.redact ? redactSql(inverse) : inverse,
+    ...(input.impact ? { impact: input.impact } : {}),
   };
 }
 

@@ -93,6 +93,38 @@ export interface DecisionInput {
   readonly walLsn?: () => Promise<string | null>;
   /** Override the change/read classification (default: `isChange(facts)`). */
   readonly change?: boolean;
+  /** Real-state facts the policy judged this statement with (present only when it consulted live state). */
+  readonly impact?: ImpactSummary;
+}
+
+/**
+ * What the catalog snapshot said about one statement when the policy used it (governance/state, docs/state.md
+ * "Impact facts"): sizes and row estimates of the relations it touches, how long its locks last, what depends
+ * on what it changes, and the planner's estimate when a rule asked for one.
+ */
+export interface ImpactSummary {
+  /** Schema version (snapshot schema hash) the statement was judged against. */
+  readonly schema_hash: string;
+  readonly relations: readonly {
+    /** `schema.name` after search_path resolution (as written when not in the snapshot). */
+    readonly name: string;
+    readonly kind: string | null;
+    readonly rows: number | null;
+    readonly bytes: number | null;
+    /** Strongest lock taken on it, e.g. AccessExclusiveLock; null: none. */
+    readonly lock: string | null;
+    readonly lock_duration: 'instant' | 'proportional' | 'rewrite';
+  }[];
+  /** Worst over the relations. */
+  readonly lock_duration: 'instant' | 'proportional' | 'rewrite';
+  /** Largest row estimate and size over the relations it locks. */
+  readonly max_rows: number | null;
+  readonly max_bytes: number;
+  /** What depends on what it drops, renames or alters (at most 20), each with its chain from the target. */
+  readonly dependents: readonly { readonly name: string; readonly kind: string; readonly via: string; readonly chain: string }[];
+  readonly dependents_total: number;
+  /** The planner's estimate (EXPLAIN), when a rule asked for it; null otherwise. */
+  readonly estimated_rows: number | null;
 }
 
 export interface ApprovalEventInput {
@@ -222,6 +254,8 @@ export interface DecisionBody extends SessionFields {
   readonly wal_lsn: string | null;
   readonly catalog_version_before: string | null;
   readonly inverse: string | null;
+  /** Real-state facts the policy used (absent when it used none). */
+  readonly impact?: ImpactSummary;
 }
 
 export interface OutcomeSummary {

@@ -1,6 +1,7 @@
 import type { LockFact, RelationName, RelationRole, StatementFacts } from '../../analyzer/types.js';
 import { lockRank } from '../../analyzer/types.js';
 import { dependentsOf, indexSnapshot, resolveFunctions, resolveRelation, type Dependent } from './deps.js';
+import type { ImpactSummary } from '../audit/types.js';
 import type { CatalogObject, CatalogSnapshot, ObjectKey, QualifiedName } from './types.js';
 
 /**
@@ -213,3 +214,29 @@ export function describeChain(chain: readonly ObjectKey[]): string {
 }
 
 export type { Dependent } from './deps.js';
+
+const MAX_AUDIT_DEPENDENTS = 20;
+
+/**
+ * The part of the impact an audit record keeps (plain JSON, bounded): what the policy could see about the
+ * statement when it judged it. `estimatedRows`: the planner's estimate, when a rule asked for one.
+ */
+export function impactSummary(impact: ImpactFacts, estimatedRows?: number): ImpactSummary {
+  return {
+    schema_hash: impact.schemaHash,
+    relations: impact.relations.map((r) => ({
+      name: r.resolved ? `${r.resolved.schema}.${r.resolved.name}` : `${r.relation.schema ? `${r.relation.schema}.` : ''}${r.relation.name}`,
+      kind: r.kind ?? null,
+      rows: r.rowEstimate,
+      bytes: r.totalBytes,
+      lock: r.lock?.mode ?? null,
+      lock_duration: r.lockDuration,
+    })),
+    lock_duration: impact.lockDuration,
+    max_rows: impact.maxRowEstimate,
+    max_bytes: impact.maxTotalBytes,
+    dependents: impact.dependents.slice(0, MAX_AUDIT_DEPENDENTS).map((d) => ({ name: d.name, kind: d.kind, via: d.via, chain: describeChain(d.chain) })),
+    dependents_total: impact.dependents.length,
+    estimated_rows: estimatedRows ?? null,
+  };
+}

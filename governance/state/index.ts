@@ -3,7 +3,7 @@ export * from './types.js';
 export { sha256, objectHash, schemaHashOf, kindOfKey, nameOfKey } from './hash.js';
 export { readSnapshot, readRawCatalog, buildSnapshot, buildSnapshotAsync, ALWAYS_EXCLUDED_SCHEMAS, type ReadSnapshotOptions, type RawCatalog } from './snapshot.js';
 export { indexSnapshot, indexSnapshotAsync, resolveRelation, resolveFunctions, dependentsOf, parseSearchPath, searchPathSchemas, creationSchema, type Dependent, type DependentsOptions, type SnapshotIndex } from './deps.js';
-export { computeImpact, describeChain, type ImpactFacts, type ImpactInput, type RelationImpact, type FunctionImpact, type LockDurationClass } from './impact.js';
+export { computeImpact, describeChain, impactSummary, type ImpactFacts, type ImpactInput, type RelationImpact, type FunctionImpact, type LockDurationClass } from './impact.js';
 export { explainRowEstimate, rowEstimateFromPlan, RowEstimator, type RowEstimate, type ExplainOptions, type BoundValue, type EstimateRequest, type RowEstimatorOptions } from './explain.js';
 export { diffSnapshots, lineDiff, formatDiff, allChanges, type SnapshotDiff, type ObjectChange, type LineChanges, type DiffOptions } from './diff.js';
 export { checkExpected, expectedHashes, describeStale, hashMatches, resolveExpectedName, type ExpectedState, type ExpectedCheck, type ExpectedReason, type CheckExpectedOptions } from './expected.js';

@@ -1,11 +1,12 @@
 import type { StatementFacts } from '../../analyzer/types.js';
 import type { Principal } from '../principal.js';
 import { stateFromSnapshot } from '../policy/state.js';
+import type { ImpactSummary } from '../audit/types.js';
 import type { StateFacts } from '../policy/types.js';
 import { searchPathSchemas } from '../search-path.js';
 import type { BoundValue, RowEstimate, RowEstimator } from './explain.js';
 import { checkExpected, describeStale } from './expected.js';
-import { computeImpact } from './impact.js';
+import { computeImpact, impactSummary } from './impact.js';
 import type { CatalogState } from './service.js';
 import { prefetchUsage } from './usage-glue.js';
 import type { UsageIndex } from './usage.js';
@@ -48,6 +49,8 @@ export interface PolicyState {
    * for the estimate of that statement; a rejection (bad SQL, permission, timeout) leaves it unknown.
    */
   readonly estimateRows?: (statement: StatementFacts, params?: BoundParams) => Promise<RowEstimate>;
+  /** The impact facts of one statement of this string for its audit record (computed only when asked). */
+  readonly impactOf?: (statement: StatementFacts, estimatedRows?: number) => ImpactSummary;
 }
 
 const changesSchema = (statements: readonly StatementFacts[]) => statements.some((f) => f.kind === 'ddl' || f.nested.some((n) => n.kind === 'ddl'));
@@ -85,5 +88,7 @@ export async function policyStateFor(input: PolicyStateInput): Promise<PolicySta
           ...(params ? { params: params.values, paramTypes: params.types } : {}),
         })
     : undefined;
-  return { state, ...(stale ? { stale } : {}), ...(estimateRows ? { estimateRows } : {}) };
+  const impactOf = (statement: StatementFacts, estimatedRows?: number) =>
+    impactSummary(computeImpact({ facts: statement, snapshot, searchPath: path, user: input.user }), estimatedRows);
+  return { state, ...(stale ? { stale } : {}), ...(estimateRows ? { estimateRows } : {}), impactOf };
 }

@@ -274,8 +274,11 @@ export class DecisionServices implements GateServices {
     if (forwarded && this.deps.walLsn) walLsn = tx ? () => (tx.lsn ??= this.walPosition()) : this.walPosition;
     const opts = tx ? { durability: 'before-commit' as const } : {};
     const facts: (StatementFacts | null)[] = stmt.analysis.ok ? [...stmt.analysis.statements] : [null];
-    return facts.map((f) => {
-      const p = audit.recordDecision({ session, sql: f?.text ?? stmt.sql, facts: f, rules, decision, approvals, walLsn }, opts);
+    return facts.map((f, i) => {
+      // Real-state facts the policy used for this statement (governance/state): kept in its record.
+      const impact = stmt.impact?.[i];
+      const input = { session, sql: f?.text ?? stmt.sql, facts: f, rules, decision, approvals, walLsn };
+      const p = audit.recordDecision(impact ? { ...input, impact, catalogVersionBefore: impact.schema_hash } : input, opts);
       if (forwarded) return p;
       // Refused statements run nothing: their records never hold the client up.
       p.catch((err: unknown) => ctx.log.warn({ err }, 'audit: could not record a refusal'));

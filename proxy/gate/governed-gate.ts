@@ -8,6 +8,7 @@ import type { Principal } from '../../governance/principal.js';
 import { needsState } from '../../governance/state/policy-state.js';
 import type { BoundParams } from '../../governance/state/policy-state.js';
 import type { BoundValue, RowEstimate } from '../../governance/state/explain.js';
+import type { ImpactSummary } from '../../governance/audit/types.js';
 import type { PgErrorFields } from '../errors.js';
 import type { GateVerdict, SessionGate, SessionInfo } from '../session.js';
 import { noticeResponse } from '../wire/encode.js';
@@ -24,8 +25,8 @@ export interface GatedStatement {
   readonly via: 'query' | 'parse' | 'function-call';
   /** Statement name for Parse ('' unnamed). */
   readonly statementName?: string;
-  /** Planner row estimates the decision used (state.min_estimated_rows), per top-level statement index. */
-  readonly estimatedRows?: ReadonlyMap<number, number>;
+  /** Real-state facts the policy used, per top-level statement (for the audit record); absent when it used none. */
+  readonly impact?: readonly (ImpactSummary | undefined)[];
 }
 
 /**
@@ -56,6 +57,8 @@ export interface PreparedState {
   readonly stale?: { readonly detail: string; readonly liveSchemaHash: string };
   /** EXPLAIN for one DML statement (see governance/state/policy-state.ts); asked only when a rule needs it. */
   readonly estimateRows?: (statement: StatementFacts, params?: BoundParams) => Promise<RowEstimate>;
+  /** The impact facts of one statement, for its audit record; asked only when the policy consulted the state. */
+  readonly impactOf?: (statement: StatementFacts, estimatedRows?: number) => ImpactSummary;
 }
 
 export interface StatementOutcomeEvent {
@@ -313,17 +316,19 @@ export class GovernedGate implements SessionGate {
     const prepared = analysis.ok ? this.deps.services?.prepareState?.(ctx, analysis.statements) : undefined;
     const go = (p: PreparedState | undefined): GateVerdict | Promise<GateVerdict> | undefined => {
       if (p?.stale) return this.staleRefusal(sql, p.stale);
-      const probe = p?.state && p.estimateRows ? estimateProbe(p.state) : undefined;
+      const probe = p?.state ? stateProbe(p.state) : undefined;
       const decision = this.evaluate(statements, probe?.state ?? p?.state);
-      if (!probe || probe.asked.length === 0 || !analysis.ok) return this.finish({ sql, analysis, decision, via, statementName });
+      if (!probe || !analysis.ok) return this.finish({ sql, analysis, decision, via, statementName });
+      if (probe.asked.length === 0 || !p!.estimateRows) return this.finish({ sql, analysis, decision, via, statementName, ...impactFor(p!, probe, analysis.statements) });
       if (via === 'parse' && this.tracksExecutions) {
         // A rule needs the planner's estimate, which depends on the Bind values: nothing runs at Parse, so
         // each execution is decided (and audited) at its Execute, with its own parameters.
         return this.settle({ sql, analysis, decision, via, statementName }, undefined, { paramTypes });
       }
-      return this.withEstimates(statements as readonly StatementFacts[], p!, probe.asked, undefined).then((est) =>
-        this.finish({ sql, analysis, decision: est.judge((st) => this.evaluate(statements, st)), via, statementName, estimatedRows: est.byIndex }) ?? FORWARD,
-      );
+      return this.withEstimates(analysis.statements, p!, probe.asked, undefined).then((est) => {
+        const judged = est.judge((st) => this.evaluate(statements, st));
+        return this.finish({ sql, analysis, decision: judged, via, statementName, ...impactFor(p!, probe, analysis.statements, est.byIndex) }) ?? FORWARD;
+      });
     };
     if (prepared instanceof Promise) {
       return prepared.then(
@@ -412,15 +417,15 @@ export class GovernedGate implements SessionGate {
       ctx.log.warn({ err }, 'real state unavailable for this statement');
     }
     if (p?.stale) return this.staleRefusal(sql, p.stale);
-    let estimatedRows: ReadonlyMap<number, number> | undefined;
-    const probe = p?.state && p.estimateRows ? estimateProbe(p.state) : undefined;
+    let estimates: ReadonlyMap<number, number> | undefined;
+    const probe = p?.state ? stateProbe(p.state) : undefined;
     let decision = this.evaluate(statements, probe?.state ?? p?.state);
-    if (probe && probe.asked.length > 0) {
+    if (probe && probe.asked.length > 0 && p!.estimateRows) {
       const est = await this.withEstimates(statements, p!, probe.asked, params ?? { values: [], types: entry.deferred?.paramTypes ?? NO_TYPES });
       decision = est.judge((st) => this.evaluate(statements, st));
-      estimatedRows = est.byIndex;
+      estimates = est.byIndex;
     }
-    const stmt: GatedStatement = { ...entry.stmt, decision, ...(estimatedRows ? { estimatedRows } : {}) };
+    const stmt: GatedStatement = { ...entry.stmt, decision, ...(probe ? impactFor(p!, probe, statements, estimates) : {}) };
     const services = this.deps.services!;
     const verdict = (await (services.onDecision ? services.onDecision(ctx, stmt, true) : defaultVerdict(decision))) ?? FORWARD;
     if (verdict.action === 'forward') this.inFlight.push({ stmt, started: performance.now(), tags: [] });
@@ -581,18 +586,48 @@ interface Estimates {
   judge(evaluate: (state: StateFacts) => Decision): Decision;
 }
 
-/** The state as is, noting which statements a rule asked the row estimate of (answered: unknown). */
-function estimateProbe(base: StateFacts): { state: StateFacts; asked: StatementFacts[] } {
-  const asked: StatementFacts[] = [];
-  const state: StateFacts = {
-    relation: (name) => base.relation(name),
-    ...(base.drift !== undefined ? { drift: base.drift } : {}),
-    estimatedRows: (f) => {
-      if (!asked.includes(f)) asked.push(f);
-      return undefined;
+interface StateProbe {
+  readonly state: StateFacts;
+  /** Statements a rule asked the planner's estimate of (answered: unknown, until estimated). */
+  readonly asked: StatementFacts[];
+  /** Some condition read the live state (the decision depends on it: its audit record keeps the impact). */
+  used: boolean;
+}
+
+/** The state as is, noting whether the policy read it and which row estimates it asked for. */
+function stateProbe(base: StateFacts): StateProbe {
+  const probe: StateProbe = {
+    asked: [],
+    used: false,
+    state: {
+      relation: (name) => {
+        probe.used = true;
+        return base.relation(name);
+      },
+      estimatedRows: (f) => {
+        probe.used = true;
+        if (!probe.asked.includes(f)) probe.asked.push(f);
+        return undefined;
+      },
     },
   };
-  return { state, asked };
+  if (base.drift !== undefined) {
+    const drift = base.drift;
+    Object.defineProperty(probe.state, 'drift', {
+      enumerable: true,
+      get: () => {
+        probe.used = true;
+        return drift;
+      },
+    });
+  }
+  return probe;
+}
+
+/** The audit's impact facts per statement, when the decision read the live state. */
+function impactFor(p: PreparedState, probe: StateProbe, statements: readonly StatementFacts[], estimates?: ReadonlyMap<number, number>): { impact?: readonly (ImpactSummary | undefined)[] } {
+  if (!probe.used || !p.impactOf) return {};
+  return { impact: statements.map((f, i) => p.impactOf!(f, estimates?.get(i))) };
 }
 
 /** Parse's parameter type OIDs (int16 count, then int32 each; 0 = unspecified). */

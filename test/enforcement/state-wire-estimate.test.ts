@@ -35,7 +35,8 @@ describe.skipIf(!postgresAvailable())('planner row estimates through the proxy',
   beforeAll(async () => {
     await db.query(`CREATE TABLE big (id int PRIMARY KEY, v int); INSERT INTO big SELECT g, g % 7 FROM generate_series(1, ${ROWS}) g;
       CREATE SCHEMA "App Data"; CREATE TABLE "App Data".items (id int PRIMARY KEY); INSERT INTO "App Data".items SELECT generate_series(1, ${ROWS});
-      CREATE TABLE log (id int); ANALYZE big; ANALYZE "App Data".items`);
+      CREATE TABLE log (id int); ANALYZE big; ANALYZE "App Data".items;
+      CREATE TABLE shelf (id int PRIMARY KEY, v int); CREATE VIEW shelf_v AS SELECT id, v FROM shelf; CREATE VIEW shelf_vv AS SELECT v FROM shelf_v`);
     const upstream = new URL(urlWithDatabase(ADMIN_DATABASE_URL, db.name));
     upstream.searchParams.set('sslmode', 'disable');
     rt = await startTestRuntime(db.name, {
@@ -48,6 +49,12 @@ describe.skipIf(!postgresAvailable())('planner row estimates through the proxy',
             id: 'big-delete-denied',
             description: 'A DELETE the planner expects to touch 1,000 rows or more is refused.',
             match: { commands: ['DELETE'], state: { min_estimated_rows: 1000 } },
+            effect: 'deny',
+          },
+          {
+            id: 'ddl-on-depended-denied',
+            description: 'ALTER TABLE on a table other objects depend on is refused.',
+            match: { commands: ['ALTER TABLE'], state: { has_dependents: true } },
             effect: 'deny',
           },
         ],
@@ -126,6 +133,48 @@ describe.skipIf(!postgresAvailable())('planner row estimates through the proxy',
     } finally {
       await c.end();
     }
+  });
+
+  it('keeps the impact facts the decision used in the audit record', async () => {
+    const q = rt.runtime.governance.auditQuery!;
+    const c = new pg.Client({ connectionString: rt.url(db.name) });
+    await c.connect();
+    try {
+      await c.query('DELETE FROM big WHERE id = $1', [ROWS - 60]);
+      await refusal(() => c.query('DELETE FROM big WHERE id > 300'));
+      await c.query('INSERT INTO log VALUES (3)');
+      const e = await refusal(() => c.query('ALTER TABLE shelf RENAME COLUMN v TO w'));
+      expect(e.message).toContain('ddl-on-depended-denied');
+    } finally {
+      await c.end();
+    }
+    type Impact = { schema_hash: string; relations: { name: string; rows: number | null; lock: string | null; lock_duration: string }[]; estimated_rows: number | null; dependents: { name: string; chain: string }[]; dependents_total: number };
+    type Body = { sql: string; impact?: Impact; catalog_version_before: string | null; decision: { effect: string } };
+    const find = async (sql: string): Promise<Body> => {
+      for (const end = Date.now() + 10_000; ; ) {
+        const hit = (await q.search({ kind: 'decision' }, { limit: 200, order: 'desc' })).map((r) => r.body as unknown as Body).find((b) => b.sql === sql);
+        if (hit || Date.now() > end) return hit ?? expect.unreachable(`no decision record for ${sql}`);
+        await new Promise((r) => setTimeout(r, 100)); // refusals are group-committed
+      }
+    };
+    const live = rt.runtime.governance.catalog!.get(db.name)!;
+    const small = await find('DELETE FROM big WHERE id = $1');
+    expect(small.decision.effect).toBe('allow');
+    expect(small.impact?.estimated_rows).toBeLessThan(10);
+    expect(small.impact?.relations).toEqual([expect.objectContaining({ name: 'public.big', lock: 'RowExclusiveLock', lock_duration: 'instant' })]);
+    expect(small.impact?.relations[0]?.rows).toBeGreaterThan(ROWS / 2);
+    expect(small.catalog_version_before).toBe(small.impact?.schema_hash);
+    expect(small.impact?.schema_hash).toBe(live.schemaHash);
+    const big = await find('DELETE FROM big WHERE id > 300');
+    expect(big.decision.effect).toBe('deny');
+    expect(big.impact?.estimated_rows).toBeGreaterThanOrEqual(1000);
+    // The policy read no live state for the INSERT: no impact in its record.
+    expect((await find('INSERT INTO log VALUES (3)')).impact).toBeUndefined();
+    const ddl = await find('ALTER TABLE shelf RENAME COLUMN v TO w');
+    expect(ddl.decision.effect).toBe('deny');
+    expect(ddl.impact?.relations[0]).toMatchObject({ name: 'public.shelf', lock: 'AccessExclusiveLock' });
+    expect(ddl.impact?.dependents.map((d) => d.chain)).toEqual(expect.arrayContaining(['table public.shelf <- view public.shelf_v <- view public.shelf_vv']));
+    expect(ddl.impact?.estimated_rows).toBeNull();
   });
 
   it('fails closed when EXPLAIN fails, saying why', async () => {
