@@ -89,7 +89,8 @@ export class AnalysisCache {
    * for which the policy needs live state); it is asked when storing and again on every hit.
    */
   analyzeQuery(sql: string, opts: AnalyzeOptions = {}, accept?: (facts: StatementFacts) => boolean): Analysis {
-    if (!this.literals || this.maxBytes === 0 || sql.length > this.maxTextLength || this.map.has(sql)) return this.analyze(sql, opts);
+    if (!this.literals || this.maxBytes === 0 || sql.length > this.maxTextLength) return this.analyze(sql, opts);
+    // Texts without literals, and shapes proven not reusable, take the exact-text path.
     const scan = scanLiterals(sql);
     if (scan === undefined) return this.analyze(sql, opts);
     const version = opts.serverVersion ?? DEFAULT_SERVER_VERSION;
