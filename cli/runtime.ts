@@ -11,7 +11,7 @@ import { policyFromConfig } from '../governance/policy/load.js';
 import { compilePrincipals, type PrincipalResolver } from '../governance/principals.js';
 import { allChanges } from '../governance/state/diff.js';
 import { driftAuditInputs } from '../governance/state/drift-audit.js';
-import { catalogStateFromConfig, usageIndexFromConfig } from '../governance/state/from-config.js';
+import { catalogStateFromConfig, usageIndexFromConfig, usageRedisFromConfig } from '../governance/state/from-config.js';
 import { needsState, policyStateFor } from '../governance/state/policy-state.js';
 import { recordStatementUse } from '../governance/state/usage-glue.js';
 import { connectByUrl, type CatalogState } from '../governance/state/service.js';
@@ -108,7 +108,9 @@ export async function openGovernance(config: Config, log: Logger, opts: Governan
 
   const approveHint = (id: string) =>
     `An approver runs: psql -h <pgairlock> -p <port> -U <approver> ${CONSOLE_DATABASE} -c "APPROVE ${id};" (or: pgairlock changes approve ${id}).`;
-  const usage = catalog ? usageIndexFromConfig(config) : undefined;
+  // Shared across replicas through Redis when it is configured (REDIS_URL / redis.url), in process otherwise.
+  const usageRedis = catalog ? usageRedisFromConfig(config, process.env, (err) => log.debug({ err: err.message }, 'usage index: Redis connection error')) : undefined;
+  const usage = catalog ? usageIndexFromConfig(config, usageRedis, (err) => log.warn({ err }, 'usage index: a batch of uses could not be written to Redis')) : undefined;
   const searchPathOf = (ctx: GateContext) => ctx.state.searchPath ?? ['$user', 'public'];
   const services = new DecisionServices({
     audit,
@@ -168,6 +170,7 @@ export async function openGovernance(config: Config, log: Logger, opts: Governan
       await catalog?.stop();
       await estimator?.close();
       await usage?.close?.();
+      usageRedis?.disconnect();
       await auditView?.close();
       await auditQuery?.close();
       await audit?.close();

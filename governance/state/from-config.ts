@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import { Redis } from 'ioredis';
 import type pg from 'pg';
 import type { Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
@@ -27,6 +27,28 @@ export function catalogStateFromConfig(config: Config, wiring: CatalogStateWirin
     ...(wiring.onError ? { onError: wiring.onError } : {}),
     ...(wiring.registry ? { registry: wiring.registry } : {}),
   });
+}
+
+/**
+ * The Redis client for the usage index when Redis is configured (`REDIS_URL` or `redis.url`) and
+ * `state.usage.store` is not `memory`; undefined otherwise. Commands fail at once while Redis is unreachable
+ * (no offline queue): a failed batch of uses is dropped and counted, a failed lookup of recent users leaves
+ * the usage conditions unknown (fail closed for deny and hold rules). The caller quits it after the index.
+ */
+export function usageRedisFromConfig(config: Config, env: NodeJS.ProcessEnv = process.env, onError?: (err: Error) => void): Redis | undefined {
+  const url = env.REDIS_URL || config.redis.url || undefined;
+  if (!url || config.state.usage.store === 'memory') return undefined;
+  const redis = new Redis(url, {
+    connectTimeout: config.redis.connect_timeout_ms,
+    commandTimeout: config.redis.command_timeout_ms,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    retryStrategy: (times: number) => Math.min(times * 200, 2000),
+    connectionName: 'pgairlock-usage',
+    disableClientInfo: true,
+  });
+  redis.on('error', onError ?? (() => undefined));
+  return redis;
 }
 
 /**
