@@ -107,7 +107,7 @@ export class DecisionServices implements GateServices {
       return Promise.all(pending).then(
         () => {
           if (tx.pending === pending) tx.pending = [];
-          return this.allowWriteAhead(ctx, stmt, d, approval) ?? FORWARD;
+          return this.allowWriteAhead(ctx, stmt, d, approval, execution) ?? FORWARD;
         },
         (err: unknown) => {
           ctx.log.warn({ err }, 'audit: refused a statement because earlier changes of its transaction could not be audited');
@@ -115,7 +115,7 @@ export class DecisionServices implements GateServices {
         },
       );
     }
-    return this.allowWriteAhead(ctx, stmt, d, approval);
+    return this.allowWriteAhead(ctx, stmt, d, approval, execution);
   }
 
   /** Before the first Execute of a statement decided at its Parse: the same barrier as in allow(). */
@@ -154,7 +154,16 @@ export class DecisionServices implements GateServices {
     return this.lsnInFlight;
   };
 
-  private allowWriteAhead(ctx: GateContext, stmt: GatedStatement, d: Decision, approval?: ChangeRequest): GateVerdict | Promise<GateVerdict> | undefined {
+  private allowWriteAhead(ctx: GateContext, stmt: GatedStatement, d: Decision, approval?: ChangeRequest, execution = false): GateVerdict | Promise<GateVerdict> | undefined {
+    const audit = this.deps.audit!;
+    if (execution && stmt.via === 'parse' && !approval && stmt.analysis.ok && audit.config.on_store_failure_for_reads !== 'refuse'
+      && !stmt.analysis.statements.some((f) => isChange(f))) {
+      // A re-execution of a prepared statement that changes nothing (transaction control, SET, a read the
+      // gate could not class as plain): its Parse's decision record covers it, as for prepared reads.
+      this.receipts.set(stmt, []);
+      this.afterForward(ctx, stmt);
+      return undefined;
+    }
     const receipts = this.audit(ctx, stmt, summary(d, approval), true, approval);
     this.receipts.set(stmt, receipts);
     // Only records that recordDecision commits before resolving are worth waiting for: BEGIN, SET and the
