@@ -1,6 +1,6 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
-import { configureAnalysisCache, loadAnalyzer } from '../analyzer/index.js';
+import { analyze, configureAnalysisCache, loadAnalyzer } from '../analyzer/index.js';
 import { approvalAuditEvent, createApprovalService, type ApprovalService } from '../governance/approvals/index.js';
 import { controlDatabaseUrl, instanceName } from '../governance/audit/control.js';
 import { AuditLog } from '../governance/audit/log.js';
@@ -14,6 +14,8 @@ import { driftAuditInputs } from '../governance/state/drift-audit.js';
 import { catalogStateFromConfig, usageIndexFromConfig, usageRedisFromConfig } from '../governance/state/from-config.js';
 import { needsState, policyStateFor } from '../governance/state/policy-state.js';
 import { recordStatementUse } from '../governance/state/usage-glue.js';
+import type { UsageIndex } from '../governance/state/usage.js';
+import { StatementStatsSampler } from '../governance/state/pg-stat-usage.js';
 import { connectByUrl, type CatalogState } from '../governance/state/service.js';
 import { RowEstimator } from '../governance/state/explain.js';
 import type { CatalogSnapshot } from '../governance/state/types.js';
@@ -36,6 +38,8 @@ export interface Governance extends McpGovernance {
   readonly principals: PrincipalResolver;
   readonly audit?: AuditLog;
   readonly auditView?: ConsoleAudit;
+  /** pg_stat_statements sampling into the usage index (when state and an upstream are configured). */
+  readonly statsSampler?: StatsSampling;
   close(): Promise<void>;
 }
 
@@ -111,6 +115,15 @@ export async function openGovernance(config: Config, log: Logger, opts: Governan
   // Shared across replicas through Redis when it is configured (REDIS_URL / redis.url), in process otherwise.
   const usageRedis = catalog ? usageRedisFromConfig(config, process.env, (err) => log.debug({ err: err.message }, 'usage index: Redis connection error')) : undefined;
   const usage = catalog ? usageIndexFromConfig(config, usageRedis, (err) => log.warn({ err }, 'usage index: a batch of uses could not be written to Redis')) : undefined;
+  // Traffic around pgairlock, from pg_stat_statements when the extension is there, into the same index.
+  const statsSampler = usage && catalog && upstreamUrl ? statementStatsSampler(usage, catalog, upstreamUrl, log) : undefined;
+  const statsTimer =
+    statsSampler && config.state.refresh_interval_ms > 0
+      ? setInterval(() => {
+          for (const db of catalog!.databases()) void statsSampler.sample(db);
+        }, config.state.refresh_interval_ms)
+      : undefined;
+  statsTimer?.unref();
   const searchPathOf = (ctx: GateContext) => ctx.state.searchPath ?? ['$user', 'public'];
   const services = new DecisionServices({
     audit,
@@ -142,6 +155,7 @@ export async function openGovernance(config: Config, log: Logger, opts: Governan
                 database: ctx.info.database,
                 searchPath: searchPathOf(ctx),
                 user: ctx.state.effectiveRole ?? ctx.info.user,
+                loginUser: ctx.info.user,
                 principal: ctx.principal,
                 application: ctx.info.applicationName,
                 statements,
@@ -164,8 +178,10 @@ export async function openGovernance(config: Config, log: Logger, opts: Governan
     auditView,
     auditQuery,
     catalog,
+    statsSampler,
     async close() {
       stopSweep();
+      if (statsTimer) clearInterval(statsTimer);
       await approvals.store.close();
       await catalog?.stop();
       await estimator?.close();
@@ -205,7 +221,10 @@ export async function startRuntime(config: Config, log: Logger, opts: Governance
       });
       gates.set(session, gate);
       // Load the catalog of this database now, so usage and real state are known from the first statement.
-      gov.catalog?.current(info.database).catch((err: unknown) => session.log.warn({ err }, 'catalog snapshot unavailable'));
+      gov.catalog?.current(info.database).then(
+        () => gov.statsSampler?.baseline(info.database),
+        (err: unknown) => session.log.warn({ err }, 'catalog snapshot unavailable'),
+      );
       session.log.info({ principal: resolved.principal.name, roles: resolved.principal.roles, matchedBy: resolved.matchedBy }, 'principal resolved');
       gov.audit?.recordSessionStart({
         sessionId: info.sessionId,
@@ -255,6 +274,49 @@ export async function startRuntime(config: Config, log: Logger, opts: Governance
       await started.shutdown();
       await gov.close();
     },
+  };
+}
+
+/**
+ * Samples pg_stat_statements of each database on pgairlock's catalog connection settings. The service user's
+ * own statements (catalog reads, EXPLAIN) are not usage. A database without the extension is logged once.
+ */
+interface StatsSampling {
+  sample(database: string): Promise<void>;
+  /** The first sample of a database (its baseline), once; later ones come with the interval. */
+  baseline(database: string): Promise<void> | undefined;
+}
+
+function statementStatsSampler(usage: UsageIndex, catalog: CatalogState, upstreamUrl: string, log: Logger): StatsSampling {
+  const serviceUser = decodeURIComponent(new URL(upstreamUrl).username);
+  const sampler = new StatementStatsSampler({
+    usage,
+    connect: connectByUrl(upstreamUrl, { application_name: 'pgairlock-usage-stats' }),
+    snapshot: (db) => catalog.get(db),
+    analyze: (sql) => {
+      const a = analyze(sql, { serverVersion: 150000 });
+      return a.ok ? a.statements : [];
+    },
+    ...(serviceUser ? { excludeRoles: [serviceUser] } : {}),
+  });
+  const unavailable = new Set<string>();
+  const seen = new Set<string>();
+  const sample = (database: string): Promise<void> =>
+      sampler.sample(database).then(
+        (r) => {
+          if (!r.available && !unavailable.has(database)) {
+            unavailable.add(database);
+            log.info({ database, reason: r.reason }, 'usage index: pg_stat_statements not available, only traffic through pgairlock is counted');
+          }
+        },
+        (err: unknown) => log.warn({ database, err }, 'usage index: could not read pg_stat_statements'),
+      );
+  return {
+    sample: (database) => {
+      seen.add(database);
+      return sample(database);
+    },
+    baseline: (database) => (seen.has(database) ? undefined : (seen.add(database), sample(database))),
   };
 }
 

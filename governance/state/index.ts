@@ -14,6 +14,7 @@ export {
   type MemoryUsageOptions, type RedisUsageOptions,
 } from './usage.js';
 export { readStatementStats, tableUsesFromStats, type StatementStat, type StatementStatsResult, type TableUseFromStats } from './pg-stat-statements.js';
+export { StatementStatsSampler, rolePrincipal, STATS_APPLICATION, type StatsSamplerOptions, type SampleResult } from './pg-stat-usage.js';
 export { loadSnapshotFile, parseSnapshotJson } from './file.js';
 export { catalogStateFromConfig, usageIndexFromConfig, type CatalogStateWiring } from './from-config.js';
 export { driftAuditInputs } from './drift-audit.js';

@@ -9,7 +9,8 @@ import { checkExpected, describeStale } from './expected.js';
 import { computeImpact, impactSummary } from './impact.js';
 import type { CatalogState } from './service.js';
 import { prefetchUsage } from './usage-glue.js';
-import type { UsageIndex } from './usage.js';
+import { rolePrincipal, STATS_APPLICATION } from './pg-stat-usage.js';
+import type { RecentUser, UsageIndex } from './usage.js';
 
 /**
  * Real state for one statement string, before the policy judges it: the catalog snapshot (sizes,
@@ -29,6 +30,8 @@ export interface PolicyStateInput {
   readonly expectSchema?: string;
   /** How far back "recent use by others" looks. */
   readonly usageWindowMs: number;
+  /** The session's login user when it differs from `user` (SET ROLE): its pg_stat_statements uses are its own too. */
+  readonly loginUser?: string;
   /** Runs EXPLAIN for `state.min_estimated_rows` (only when a rule asks: see estimateRows below). */
   readonly estimator?: RowEstimator;
 }
@@ -60,6 +63,20 @@ export function needsState(statements: readonly StatementFacts[]): boolean {
   return statements.some((f) => f.kind !== 'read' && f.kind !== 'tcl' && f.kind !== 'session');
 }
 
+/**
+ * Uses seen in pg_stat_statements are recorded by database role (pg-stat-usage.ts), and a session's own
+ * statements appear there under its role: those are not "others".
+ */
+function withoutOwnRoles(usage: Map<string, RecentUser[]>, roles: readonly string[]): Map<string, RecentUser[]> {
+  const own = new Set(roles.map(rolePrincipal));
+  for (const [k, users] of usage) {
+    const others = users.filter((u) => !(own.has(u.principal) && u.application === STATS_APPLICATION));
+    if (others.length === 0) usage.delete(k);
+    else if (others.length !== users.length) usage.set(k, others);
+  }
+  return usage;
+}
+
 export async function policyStateFor(input: PolicyStateInput): Promise<PolicyState> {
   const ddl = changesSchema(input.statements);
   // DDL is judged against the catalog as it is now (a cheap stats-only read when nothing changed);
@@ -76,7 +93,10 @@ export async function policyStateFor(input: PolicyStateInput): Promise<PolicySta
   }
   const usage =
     ddl && input.usage
-      ? await prefetchUsage(input.usage, { database: input.database, snapshot, searchPath: path, user: input.user }, input.statements, Date.now() - input.usageWindowMs, input.principal.name)
+      ? withoutOwnRoles(
+          await prefetchUsage(input.usage, { database: input.database, snapshot, searchPath: path, user: input.user }, input.statements, Date.now() - input.usageWindowMs, input.principal.name),
+          [input.user, ...(input.loginUser ? [input.loginUser] : [])],
+        )
       : undefined;
   const state = stateFromSnapshot(snapshot, { searchPath: path, user: input.user, ...(usage ? { usage } : {}), drift: stale !== undefined });
   const estimator = input.estimator;

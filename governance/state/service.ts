@@ -100,6 +100,11 @@ export class CatalogState {
     return s;
   }
 
+  /** Databases seen so far (each refreshed on the interval). */
+  databases(): string[] {
+    return [...this.dbs.keys()];
+  }
+
   /** The latest snapshot, if one was taken. */
   get(database: string): CatalogSnapshot | undefined {
     return this.dbs.get(database)?.latest;
