@@ -77,7 +77,8 @@ export async function readRawCatalog(client: pg.ClientBase, opts: ReadSnapshotOp
     // rows arriving at once would be parsed in one go and stall the proxy's event loop for hundreds of ms.
     const res = await client.query<R>({ text: sql, values: params, rows: FETCH_ROWS } as pg.QueryConfig);
     queries += 1;
-    rowsRead += res.rowCount ?? res.rows.length;
+    // rows.length: with paging, rowCount is only the last page's.
+    rowsRead += res.rows.length;
     return res.rows;
   };
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
