@@ -392,7 +392,9 @@ export class Session {
         this.draining = false;
         if (this.phase === 'closed') return;
         this.drainClient();
-        this.client.resume();
+        // drainClient may have met the next asynchronous verdict in the same read: the client stays
+        // paused until that one settles (resuming would push a new read over unprocessed messages).
+        if (!this.draining) this.client.resume();
       },
       (err: unknown) => {
         this.draining = false;

@@ -71,9 +71,15 @@ export function useReadBuffer(socket: net.Socket, size: number, onChunk: (buf: B
   const own = socket as unknown as Record<symbol, unknown>;
   if (own[s.buffer] !== null || own[s.callback] !== null) return undefined; // already in onread mode
   let current = Buffer.allocUnsafeSlow(size);
+  let inCallback = false;
   own[s.buffer] = current;
   own[s.callback] = (length: number, buf: Buffer): void => {
-    onChunk(buf, length);
+    inCallback = true;
+    try {
+      onChunk(buf, length);
+    } finally {
+      inCallback = false;
+    }
   };
   // Called by Node after every read: the buffer for the next one (the same unless released).
   own[s.generator] = () => current;
@@ -84,6 +90,15 @@ export function useReadBuffer(socket: net.Socket, size: number, onChunk: (buf: B
   return {
     release() {
       current = Buffer.allocUnsafeSlow(size);
+      // Inside the read callback Node asks the generator for the next buffer when it returns. Outside
+      // it (a relay resumed after an asynchronous gate verdict) the handle already holds the old
+      // buffer for its next read: hand it the new one now, and to the slot Node passes to the
+      // callback as "the buffer read into". Each call stacks a small listener on the handle until it
+      // closes, which is fine for this rare path.
+      if (!inCallback) {
+        handle.useUserBuffer!(current);
+        own[s.buffer] = current;
+      }
     },
   };
 }

@@ -1,3 +1,5 @@
+import net from 'node:net';
+import { once } from 'node:events';
 import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -5,6 +7,7 @@ import { postgresAvailable, useTestDatabase } from '../harness/db.js';
 import { startTestProxy, type TestProxy } from '../harness/proxy.js';
 import { sleep } from '../harness/tools.js';
 import { queryMessage, RawConnection } from '../harness/wire.js';
+import { useReadBuffer } from '../../proxy/wire/readbuf.js';
 
 /**
  * Reused read buffers (proxy/wire/readbuf.ts): each plain socket reads into one buffer that the
@@ -96,4 +99,86 @@ describe.skipIf(!postgresAvailable())('reused read buffers', () => {
       c.destroy();
     }
   }, 60_000);
+
+  it('an asynchronous gate verdict while upstream writes are queued: the messages after it still arrive intact', async () => {
+    // The server sleeps first, so it reads nothing for a while: pgairlock's writes upstream queue in
+    // Node. Every 10th statement gets its verdict asynchronously, so the rest of that read is relayed
+    // from a continuation, outside the read callback, while earlier views are still queued.
+    const gated = await startTestProxy({}, {
+      gateFor: () => ({
+        onClientMessage: (type, buf, start, end) =>
+          type === 0x51 && buf.toString('latin1', start + 5, end - 1).includes('/*async*/')
+            ? new Promise((resolve) => setTimeout(() => resolve({ action: 'forward' }), 5))
+            : undefined,
+      }),
+    });
+    const c = await RawConnection.connect(gated.port);
+    try {
+      await c.startup({ user: 'postgres', database: db.name });
+      c.messages.length = 0;
+      const n = 500;
+      const pad = 'p'.repeat(16_000);
+      const values = Array.from({ length: n }, (_, i) => `v${i}-${pad}`);
+      const sql = values.map((v, i) => `SELECT '${v}'${i % 10 === 7 ? ' /*async*/' : ''}`);
+      c.write(Buffer.concat([queryMessage('SELECT pg_sleep(1)'), ...sql.map((q) => queryMessage(q))]));
+      await c.waitForMessage(() => c.messages.filter((m) => m.type === 'Z').length === n + 1 || c.messages.some((m) => m.type === 'E'), 60_000);
+      expect(c.errors()).toEqual([]);
+      const got = c.messages.filter((m) => m.type === 'D').slice(1).map((m) => m.body.toString('utf8', 6, 6 + m.body.readInt32BE(2)));
+      expect(got.length).toBe(n);
+      expect(got.filter((v, i) => v !== values[i]).length).toBe(0);
+    } finally {
+      c.destroy();
+      await gated.close();
+    }
+  }, 90_000);
+
+  it('release() outside the read callback: the next read goes into the new buffer and leaves the old one alone', async () => {
+    const server = net.createServer({ pauseOnConnect: true });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as net.AddressInfo).port;
+    const sender = net.connect({ port, host: '127.0.0.1' });
+    const [accepted] = (await once(server, 'connection')) as [net.Socket];
+    try {
+      const reads: { buf: Buffer; text: string }[] = [];
+      let wake: (() => void) | undefined;
+      const rb = useReadBuffer(accepted, 64, (buf, length) => {
+        reads.push({ buf, text: buf.toString('latin1', 0, length) });
+        wake?.();
+      });
+      expect(rb).toBeDefined();
+      const next = () => new Promise<void>((r) => (wake = r));
+      accepted.resume();
+      let got = next();
+      sender.write('first');
+      await got;
+      const old = reads[0]!.buf;
+      // As a write queued elsewhere would: give the buffer away from outside the callback.
+      rb!.release();
+      got = next();
+      sender.write('second');
+      await got;
+      expect(reads.map((r) => r.text)).toEqual(['first', 'second']);
+      expect(reads[1]!.buf).not.toBe(old);
+      expect(old.toString('latin1', 0, 5)).toBe('first');
+      // And from inside the callback (the common case): the read after it uses a new buffer too.
+      const before = reads[1]!.buf;
+      got = next();
+      sender.write('third');
+      await got;
+      expect(reads[2]!.buf).toBe(before); // not released: reused
+      wake = () => rb!.release();
+      sender.write('fourth');
+      await new Promise((r) => setTimeout(r, 100));
+      got = next();
+      sender.write('fifth');
+      await got;
+      expect(reads.map((r) => r.text)).toEqual(['first', 'second', 'third', 'fourth', 'fifth']);
+      expect(reads[4]!.buf).not.toBe(before);
+      expect(before.toString('latin1', 0, 6)).toBe('fourth');
+    } finally {
+      sender.destroy();
+      accepted.destroy();
+      server.close();
+    }
+  });
 });
