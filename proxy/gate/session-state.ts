@@ -39,11 +39,14 @@ export class SessionState {
         if (name) this.prepared.delete(name);
         else this.prepared.clear();
       }
-      if (f.node === 'DiscardStmt') {
+      // Only DISCARD ALL resets the session (SET SESSION AUTHORIZATION DEFAULT; RESET ALL;
+      // DEALLOCATE ALL ...); DISCARD PLANS / SEQUENCES / TEMP leave settings and prepared statements.
+      if (f.node === 'DiscardStmt' && f.commandTag === 'DISCARD ALL') {
         this.prepared.clear();
         this.searchPath = undefined;
         this.lockTimeoutSet = false;
         this.effectiveRole = undefined;
+        this.expectSchema = undefined;
       }
       const s = f.setting;
       if (!s) continue;

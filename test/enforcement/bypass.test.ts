@@ -48,6 +48,7 @@ const ATTEMPTS: readonly Attempt[] = [
   { name: 'CREATE RULE that deletes', refused: 'CREATE RULE r AS ON INSERT TO victim DO ALSO DELETE FROM victim', allowed: 'SELECT 1' },
   { name: 'CREATE TRIGGER', refused: 'CREATE TRIGGER trg AFTER INSERT ON victim FOR EACH ROW EXECUTE FUNCTION dba_made_boom_trigger()', allowed: 'SELECT 1' },
   { name: 'search_path trick into the pgairlock schema', refused: ['SET search_path = pgairlock', 'SELECT * FROM audit_log'], allowed: ['SET search_path = public', 'SELECT count(*) FROM victim'] },
+  { name: 'DISCARD PLANS keeps the search_path (only DISCARD ALL resets it)', refused: ['SET search_path = pgairlock', 'DISCARD PLANS', 'SELECT * FROM audit_log'], allowed: ['SET search_path = public', 'DISCARD PLANS', 'SELECT count(*) FROM victim'] },
   { name: 'quoted and upper-case pgairlock schema', refused: 'SELECT * FROM "pgairlock".AUDIT_LOG', allowed: 'SELECT count(*) FROM public.victim' },
   { name: 'SET ROLE postgres', refused: 'SET ROLE postgres', allowed: 'SET application_name = harmless' },
   { name: 'SET SESSION AUTHORIZATION', refused: 'SET SESSION AUTHORIZATION postgres', allowed: 'SET statement_timeout = 5000' },
