@@ -103,6 +103,8 @@ const SCRAM_PLUS = 'SCRAM-SHA-256-PLUS';
  * pkt_buf is 4 KiB.
  */
 const READ_BUFFER_BYTES = 16 * 1024;
+/** Client bytes kept while an asynchronous verdict is pending before the client is paused (session.stashClientBytes). */
+const STASH_LIMIT = 1024 * 1024;
 
 /**
  * One client connection and its upstream connection (session mode). Frames every message in both
@@ -149,6 +151,9 @@ export class Session {
   private sawFatal = false;
   private closing = false;
   private draining = false;
+  /** Client bytes read while draining (see stashClientBytes). */
+  private stash: Buffer[] = [];
+  private stashBytes = 0;
   private shutdownRequested = false;
   private startupTimer?: NodeJS.Timeout;
 
@@ -194,14 +199,35 @@ export class Session {
       this.onStartupData(chunk);
       return;
     }
+    if (this.draining) {
+      this.stashClientBytes(chunk);
+      return;
+    }
     this.clientFramer.push(chunk);
     this.drainClient();
   };
 
   private readonly onClientChunk = (buf: Buffer, length: number): void => {
+    if (this.draining) {
+      // The reused buffer is read into again: keep a copy.
+      this.stashClientBytes(Buffer.from(buf.subarray(0, length)));
+      return;
+    }
     this.clientFramer.push(buf, length);
     this.drainClient();
   };
+
+  /**
+   * Bytes that arrive while an asynchronous verdict is pending wait here, in order. The client
+   * keeps being read meanwhile so that a client that hangs up while its statement waits (for an
+   * approval, say) is noticed at once: a paused socket would not see the FIN until it resumed.
+   * Past STASH_LIMIT bytes the client is paused for real (backpressure beats memory).
+   */
+  private stashClientBytes(chunk: Buffer): void {
+    this.stash.push(chunk);
+    this.stashBytes += chunk.length;
+    if (this.stashBytes > STASH_LIMIT) this.client.pause();
+  }
 
   private attachClient(socket: net.Socket | tls.TLSSocket): void {
     socket.on('data', this.onClientData);
@@ -386,15 +412,23 @@ export class Session {
 
   private awaitThen(p: Promise<void>): void {
     this.draining = true;
-    this.client.pause();
+    // The framer still points into the current read buffer (unprocessed messages after this one):
+    // later reads go to a new buffer and into the stash (stashClientBytes) until the verdict settles.
+    this.clientReader?.release();
     p.then(
       () => {
         this.draining = false;
         if (this.phase === 'closed') return;
         this.drainClient();
-        // drainClient may have met the next asynchronous verdict in the same read: the client stays
-        // paused until that one settles (resuming would push a new read over unprocessed messages).
-        if (!this.draining) this.client.resume();
+        // Then what arrived meanwhile, in order, unless a message meets the next asynchronous
+        // verdict: the rest of the stash waits for that one.
+        while (!this.draining && this.stash.length > 0) {
+          const chunk = this.stash.shift()!;
+          this.stashBytes -= chunk.length;
+          this.clientFramer.push(chunk);
+          this.drainClient();
+        }
+        if (this.stashBytes <= STASH_LIMIT && (this.phase as Phase) !== 'closed') this.client.resume();
       },
       (err: unknown) => {
         this.draining = false;
