@@ -223,6 +223,8 @@ export function changeView(r: ChangeRequest) {
     requester: r.requester.name,
     database: r.database,
     sql: r.sql,
+    // Held with bound values (extended protocol): the approval covers the text with exactly these.
+    ...(r.params ? { params: r.params.shown.map((p) => ({ ...p })), ...(r.params.omitted ? { params_omitted: r.params.omitted } : {}), params_sha256: r.paramsHash ?? null } : {}),
     required: { count: r.required.count, roles: [...r.required.roles] },
     created_at: r.createdAt,
     expires_at: r.expiresAt,

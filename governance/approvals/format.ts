@@ -1,4 +1,5 @@
 import { approvalsMissing, approverNames, type ChangeRequest } from './model.js';
+import { paramLines } from './params.js';
 
 /**
  * Rows for showing change requests: the console turns them into result sets (psql prints tables),
@@ -27,7 +28,7 @@ export function changeListRows(reqs: readonly ChangeRequest[]): string[][] {
     r.status === 'pending' ? `${approverNames(r).length}, ${approvalsMissing(r)} missing` : String(approverNames(r).length),
     r.required.roles.join(','),
     r.expiresAt,
-    oneLine(r.sql),
+    r.params ? `${oneLine(r.sql, 44)} [${r.params.count} param${r.params.count === 1 ? '' : 's'}]` : oneLine(r.sql),
   ]);
 }
 
@@ -49,6 +50,11 @@ export function changeDetailRows(r: ChangeRequest): [string, string][] {
   for (const rule of r.rules) rows.push(['rule', `${rule.rule}: ${rule.reason}`]);
   rows.push(['facts', JSON.stringify(r.facts)]);
   rows.push(['sql', r.sql]);
+  // Right after the text: the values it runs with are as much a part of what is approved.
+  if (r.params) {
+    for (const line of paramLines(r.params)) rows.push(['param', line]);
+    rows.push(['params_sha256', `${r.paramsHash ?? '-'} (text, types and values: the approval runs the text with exactly these values, once)`]);
+  }
   for (const e of r.events) {
     const who = 'by' in e && e.by ? ` by ${e.by.name}` : '';
     const extra = e.type === 'approved' ? (e.comment ? `: ${e.comment}` : '') : e.type === 'rejected' || e.type === 'cancelled' || e.type === 'expired' ? `: ${e.reason}` : '';

@@ -12,3 +12,4 @@ export { formatChange, formatChangeList } from './format.js';
 export { approvalAuditEvent, SYSTEM_ACTOR } from './audit.js';
 export { changeDetailRows, changeListRows, LIST_COLUMNS } from './format.js';
 export { deferDetail, outcomeError, waitNotice, type ClientMessage } from './messages.js';
+export { hasParams, paramLines, paramsHash, showParams, PARAM_SHOW_BYTES, PARAMS_SHOW_TOTAL_BYTES, type BoundParameters, type ChangeParams, type ShownParam } from './params.js';

@@ -1,4 +1,5 @@
 import { ApprovalError } from './errors.js';
+import type { ChangeParams } from './params.js';
 
 /**
  * The change request and its state machine. Everything here is pure and JSON-serialisable: the
@@ -75,6 +76,14 @@ export interface ChangeRequest {
   readonly fingerprint: string;
   /** sha256 hex of the exact text: the approval is only valid for this text. */
   readonly textHash: string;
+  /**
+   * Only for a statement held with bound parameter values (extended protocol, decided at its Execute):
+   * sha256 of text, parameter types and values (params.ts, paramsHash); the approval is only valid for
+   * exactly these values. Absent: the statement had no parameters, and the text alone is bound.
+   */
+  readonly paramsHash?: string;
+  /** The bound values as approvers see them (capped for display; the hash covers every byte). */
+  readonly params?: ChangeParams;
   /** Analyzer facts summary; opaque to approvals, shown by SHOW CHANGE. Always plain JSON (see createChangeRequest). */
   readonly facts: unknown;
   readonly rules: readonly HoldRule[];
@@ -175,6 +184,9 @@ export interface NewChangeRequest {
   readonly sql: string;
   readonly fingerprint: string;
   readonly textHash: string;
+  /** Both or neither: a statement held with bound parameter values. */
+  readonly paramsHash?: string;
+  readonly params?: ChangeParams;
   /** Anything JSON-serialisable (e.g. the analyzer's StatementFacts). */
   readonly facts: unknown;
   readonly rules: readonly HoldRule[];
@@ -202,6 +214,7 @@ export function createChangeRequest(input: NewChangeRequest): ChangeRequest {
   const requirements = reqs.map((r) => (r.rule ? { rule: r.rule, count: r.count, roles: [...r.roles] } : { count: r.count, roles: [...r.roles] }));
   const required = { count: Math.max(...requirements.map((r) => r.count)), roles: [...new Set(requirements.flatMap((r) => r.roles))] };
   if (!input.requester.name) throw bad('the requester has no name');
+  if ((input.paramsHash === undefined) !== (input.params === undefined)) throw bad('parameter values and their hash must be given together');
   if (!(input.expiresAt.getTime() > input.createdAt.getTime())) throw bad('expiresAt must be after createdAt');
   const at = input.createdAt.toISOString();
   const requester = principalRef(input.requester);
@@ -212,6 +225,8 @@ export function createChangeRequest(input: NewChangeRequest): ChangeRequest {
     sql: input.sql,
     fingerprint: input.fingerprint,
     textHash: input.textHash,
+    ...(input.paramsHash ? { paramsHash: input.paramsHash } : {}),
+    ...(input.params ? { params: JSON.parse(JSON.stringify(input.params)) as ChangeParams } : {}),
     // A JSON round trip: both stores then hold exactly what Redis would (no Dates, undefined, classes).
     facts: JSON.parse(JSON.stringify(input.facts ?? null)) as unknown,
     rules: input.rules.map((r) => ({ rule: r.rule, reason: r.reason })),

@@ -3,6 +3,7 @@ import type { HoldSpec } from '../policy/types.js';
 import type { Principal } from '../principal.js';
 import { ApprovalError } from './errors.js';
 import { parseChangeId, textHash } from './ids.js';
+import { hasParams, paramsHash, showParams, type BoundParameters } from './params.js';
 import { principalRef, type ChangeRequest, type HoldMode, type HoldRule, type RequiredApprovals, type Requirement, type Resolution } from './model.js';
 import type { ApprovalStore, ListFilter } from './store.js';
 
@@ -19,6 +20,11 @@ export interface HoldInput {
   readonly database: string;
   /** The exact statement text; the approval is bound to its sha256. */
   readonly sql: string;
+  /**
+   * The Bind's values when the statement is held at its Execute (extended protocol): the approval is then
+   * bound to exactly these values as well, and they are shown to approvers.
+   */
+  readonly params?: BoundParameters;
   readonly fingerprint: string;
   /** Analyzer facts summary (JSON-serialisable, e.g. StatementFacts or a list of them). */
   readonly facts: unknown;
@@ -57,6 +63,7 @@ export class ApprovalService {
       sql: input.sql,
       fingerprint: input.fingerprint,
       textHash: textHash(input.sql),
+      ...(hasParams(input.params) ? { paramsHash: paramsHash(input.sql, input.params), params: showParams(input.params) } : {}),
       facts: input.facts,
       rules: input.rules,
       ...(input.requirements && input.requirements.length > 0 ? { requirements: input.requirements } : { required: input.required ?? this.config.default_required }),
@@ -98,10 +105,11 @@ export class ApprovalService {
 
   /**
    * Before holding a statement: is there an approved request for exactly this principal, database
-   * and text? If so it is marked executed (once, across all replicas) and returned; forward the statement.
+   * and text (and bound parameter values, when it has some)? If so it is marked executed (once, across
+   * all replicas) and returned; forward the statement.
    */
-  async consume(principal: Principal, database: string, sql: string): Promise<ChangeRequest | undefined> {
-    return this.store.consumeApproved(principalRef(principal), database, textHash(sql));
+  async consume(principal: Principal, database: string, sql: string, params?: BoundParameters): Promise<ChangeRequest | undefined> {
+    return this.store.consumeApproved(principalRef(principal), database, textHash(sql), hasParams(params) ? paramsHash(sql, params) : undefined);
   }
 
   /** Wait mode: see ApprovalStore.waitForResolution. Default timeout approvals.wait_timeout_seconds. */
@@ -114,7 +122,7 @@ export class ApprovalService {
    * (single use) and returns it, or undefined if it cannot be used (e.g. it expired in between).
    */
   async markExecuted(req: ChangeRequest, executor: Principal): Promise<ChangeRequest | undefined> {
-    return this.store.consumeApproved(principalRef(executor), req.database, req.textHash);
+    return this.store.consumeApproved(principalRef(executor), req.database, req.textHash, req.paramsHash);
   }
 
   /**

@@ -159,11 +159,15 @@ export function consumeRefusal(
   textHash: string,
   now: Date,
   policy: ApprovalPolicy,
+  paramsHash?: string,
 ): string | undefined {
   if (req.status !== 'approved') return `status is ${req.status}`;
   if (req.requester.name !== executor.name) return 'a different principal requested it';
   if (req.database !== database) return 'it was approved for another database';
   if (req.textHash !== textHash) return 'it was approved for a different statement text';
+  // Both absent (no parameters) or identical: an approval of some values never runs the text with others,
+  // nor with none, and an approval of the bare text never runs it with bound values.
+  if (req.paramsHash !== paramsHash) return 'it was approved for different parameter values';
   if (isExpiredAt(req, now)) return 'it expired';
   if (policy.executorMustDifferFromApprover && approverNames(req).includes(executor.name)) return 'the executor approved it';
   return undefined;
@@ -176,7 +180,8 @@ export function planConsume(
   textHash: string,
   now: Date,
   policy: ApprovalPolicy,
+  paramsHash?: string,
 ): Plan | undefined {
-  if (consumeRefusal(req, executor, database, textHash, now, policy) !== undefined) return undefined;
+  if (consumeRefusal(req, executor, database, textHash, now, policy, paramsHash) !== undefined) return undefined;
   return { event: { type: 'executed', at: now.toISOString(), by: principalRef(executor) } };
 }

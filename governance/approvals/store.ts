@@ -44,9 +44,10 @@ export interface ApprovalStore {
   /**
    * Atomically turns the approved request of this principal, database and exact text into
    * executed and returns it; undefined when there is none (never approved, already used, expired,
-   * other text/database/principal). At most one caller, across all replicas, gets a given request.
+   * other text/database/principal, other parameter values). At most one caller, across all replicas, gets
+   * a given request. `paramsHash`: see ChangeRequest.paramsHash; undefined for a statement without parameters.
    */
-  consumeApproved(principal: PrincipalRef, database: string, textHash: string): Promise<ChangeRequest | undefined>;
+  consumeApproved(principal: PrincipalRef, database: string, textHash: string, paramsHash?: string): Promise<ChangeRequest | undefined>;
   /**
    * Resolves with the request's final state as soon as it is decided (woken by pub/sub or an
    * in-process event, with a slow re-check as a safety net). When `timeoutMs` (or the request's
@@ -243,13 +244,13 @@ export abstract class BaseApprovalStore implements ApprovalStore {
     throw new ApprovalError('conflict', `change ${id} is being changed concurrently; gave up after ${MAX_CAS_ATTEMPTS} attempts`, 'retry', id);
   }
 
-  async consumeApproved(principal: PrincipalRef, database: string, textHash: string): Promise<ChangeRequest | undefined> {
+  async consumeApproved(principal: PrincipalRef, database: string, textHash: string, paramsHash?: string): Promise<ChangeRequest | undefined> {
     const ids = await this.io('consumeApproved', () => this.approvedIds(principal.name, database, textHash));
     // Oldest first, so a principal with two approvals for the same text uses them in order.
     const candidates = (await Promise.all(ids.map((id) => this.io('consumeApproved', () => this.load(id))))).filter((r): r is ChangeRequest => r !== undefined);
     candidates.sort((a, b) => (a.createdAt < b.createdAt ? -1 : 1));
     for (const c of candidates) {
-      const used = await this.tryMutate(c.id, (req) => planConsume(req, principal, database, textHash, this.now(), this.policy));
+      const used = await this.tryMutate(c.id, (req) => planConsume(req, principal, database, textHash, this.now(), this.policy, paramsHash));
       if (used) return used;
     }
     return undefined;

@@ -198,8 +198,8 @@ export class DecisionServices implements GateServices {
     const principal = ctx.principal;
     const database = ctx.info.database;
     try {
-      // An approved request for exactly this principal, database and text runs once.
-      const approved = await approvals.consume(principal, database, stmt.sql);
+      // An approved request for exactly this principal, database and text (and Bind values, if any) runs once.
+      const approved = await approvals.consume(principal, database, stmt.sql, stmt.params);
       if (approved) {
         ctx.log.info({ change: approved.id }, 'running approved change');
         const v = await this.allow(ctx, stmt, d, approved);
@@ -210,6 +210,7 @@ export class DecisionServices implements GateServices {
         requester: principal,
         database,
         sql: stmt.sql,
+        ...(stmt.params ? { params: stmt.params } : {}),
         fingerprint: stmt.analysis.ok ? (stmt.analysis.statements[0]?.fingerprint ?? '') : '',
         facts: JSON.parse(JSON.stringify(facts)),
         rules: d.verdicts.filter((v) => v.matched && v.effect === 'hold').map((v) => ({ rule: v.id, reason: v.reason })),
@@ -233,7 +234,7 @@ export class DecisionServices implements GateServices {
         const final = await approvals.show(req.id).catch(() => req);
         return { action: 'refuse', error: this.resolvedError(req.id, resolution, final) };
       }
-      const used = await approvals.consume(principal, database, stmt.sql);
+      const used = await approvals.consume(principal, database, stmt.sql, stmt.params);
       if (!used) {
         return { action: 'refuse', error: { code: SqlState.InsufficientPrivilege, message: `change ${req.id} was approved but can no longer be used (expired or already executed)`, hint: 'Send the statement again to open a new change request.' } };
       }
@@ -249,7 +250,7 @@ export class DecisionServices implements GateServices {
       code: SqlState.InsufficientPrivilege,
       message: `${d.error.message} [held for approval as change ${req.id}]`,
       detail: `${d.error.detail}\nchange ${req.id} (${how}): needs ${req.required.count} approval(s) from ${req.required.roles.join(' or ')}; expires ${req.expiresAt}`,
-      hint: `${this.deps.approveHint(req.id)} Then send exactly the same statement again: it runs once.`,
+      hint: `${this.deps.approveHint(req.id)} Then send exactly the same statement again${req.params ? ' with the same parameter values' : ''}: it runs once.`,
       position: d.error.position,
     };
   }

@@ -9,6 +9,7 @@ import { needsState } from '../../governance/state/policy-state.js';
 import type { BoundParams } from '../../governance/state/policy-state.js';
 import type { BoundValue, RowEstimate } from '../../governance/state/explain.js';
 import type { ImpactSummary } from '../../governance/audit/types.js';
+import type { BoundParameters } from '../../governance/approvals/params.js';
 import type { PgErrorFields } from '../errors.js';
 import type { GateVerdict, SessionGate, SessionInfo } from '../session.js';
 import { noticeResponse } from '../wire/encode.js';
@@ -27,6 +28,8 @@ export interface GatedStatement {
   readonly statementName?: string;
   /** Real-state facts the policy used, per top-level statement (for the audit record); absent when it used none. */
   readonly impact?: readonly (ImpactSummary | undefined)[];
+  /** An execution decided with its Bind's values (see decideExecution): those values, as sent (a hold binds them). */
+  readonly params?: BoundParameters;
 }
 
 /**
@@ -156,7 +159,7 @@ export class GovernedGate implements SessionGate {
   private readonly statements = new Map<string, PreparedEntry>();
   private readonly portals = new Map<string, PreparedEntry>();
   /** Bind values of portals whose statement is decided per execution (policy needs the planner's estimate). */
-  private readonly portalParams = new Map<string, BoundParams>();
+  private readonly portalParams = new Map<string, BindValues>();
   /** DDL was forwarded and the server has not reported the session idle since (see GateDeps.onDdlDone). */
   private ddlPending = false;
   /** Executions are governed one by one only when there is a decision path to record them. */
@@ -230,7 +233,7 @@ export class GovernedGate implements SessionGate {
         if (entry) this.portals.set(portal, entry);
         else this.portals.delete(portal);
         // Only executions decided with their Bind values keep them (copied: the buffer is reused).
-        if (entry?.deferred) this.portalParams.set(portal, { values: readBindValues(buf, after, end), types: entry.deferred.paramTypes });
+        if (entry?.deferred) this.portalParams.set(portal, readBindValues(buf, after, end, entry.deferred.paramTypes));
         else this.portalParams.delete(portal);
         return undefined;
       }
@@ -405,7 +408,8 @@ export class GovernedGate implements SessionGate {
    * One execution of a prepared statement whose policy needs the planner's estimate: judged now with this
    * Bind's values and the current state, then audited and approved like any statement (per execution).
    */
-  private async decideExecution(entry: PreparedEntry, params: BoundParams | undefined): Promise<GateVerdict> {
+  private async decideExecution(entry: PreparedEntry, bind: BindValues | undefined): Promise<GateVerdict> {
+    const params = bind?.params;
     const ctx = this.ctx;
     const { sql, analysis } = entry.stmt;
     if (!analysis.ok) return FORWARD;
@@ -425,7 +429,7 @@ export class GovernedGate implements SessionGate {
       decision = est.judge((st) => this.evaluate(statements, st));
       estimates = est.byIndex;
     }
-    const stmt: GatedStatement = { ...entry.stmt, decision, ...(probe ? impactFor(p!, probe, statements, estimates) : {}) };
+    const stmt: GatedStatement = { ...entry.stmt, decision, ...(probe ? impactFor(p!, probe, statements, estimates) : {}), ...(bind ? { params: bind.bound } : {}) };
     const services = this.deps.services!;
     const verdict = (await (services.onDecision ? services.onDecision(ctx, stmt, true) : defaultVerdict(decision))) ?? FORWARD;
     if (verdict.action === 'forward') this.inFlight.push({ stmt, started: performance.now(), tags: [] });
@@ -640,27 +644,42 @@ function readParamTypes(buf: Buffer, off: number, end: number): readonly number[
   return out;
 }
 
-/** Bind's parameter values (after the portal and statement names): text as strings, binary as Buffers, NULL as null. */
-function readBindValues(buf: Buffer, off: number, end: number): BoundValue[] {
+/** One Bind's values: for the planner's estimate, and as sent (raw bytes, per-value formats) for an approval. */
+interface BindValues {
+  readonly params: BoundParams;
+  readonly bound: BoundParameters;
+}
+
+/**
+ * Bind's parameter values (after the portal and statement names): for EXPLAIN text as strings, binary as
+ * Buffers, NULL as null; and each value's raw bytes and format (an approval binds the bytes, not a decoding).
+ */
+function readBindValues(buf: Buffer, off: number, end: number, types: readonly number[]): BindValues {
   const nFormats = buf.readInt16BE(off);
-  const formats: number[] = [];
+  const codes: number[] = [];
   let p = off + 2;
-  for (let i = 0; i < nFormats; i++, p += 2) formats.push(buf.readInt16BE(p));
+  for (let i = 0; i < nFormats; i++, p += 2) codes.push(buf.readInt16BE(p));
   const n = buf.readInt16BE(p);
   p += 2;
   const out: BoundValue[] = [];
+  const raw: (Buffer | null)[] = [];
+  const formats: number[] = [];
   for (let i = 0; i < n && p + 4 <= end; i++) {
     const len = buf.readInt32BE(p);
     p += 4;
+    const format = nFormats === 0 ? 0 : (nFormats === 1 ? codes[0]! : (codes[i] ?? 0));
+    formats.push(format);
     if (len < 0) {
       out.push(null);
+      raw.push(null);
       continue;
     }
-    const binary = (nFormats === 1 ? formats[0] : formats[i]) === 1;
-    out.push(binary ? Buffer.from(buf.subarray(p, p + len)) : buf.toString('utf8', p, p + len));
+    const bytes = Buffer.from(buf.subarray(p, p + len));
+    raw.push(bytes);
+    out.push(format === 1 ? bytes : bytes.toString('utf8'));
     p += len;
   }
-  return out;
+  return { params: { values: out, types }, bound: { values: raw, formats, types } };
 }
 
 /** DDL, at top level or nested (a DO block, a function body run by the statement). */
