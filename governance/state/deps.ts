@@ -1,4 +1,5 @@
 import { searchPathSchemas as expandNames } from '../search-path.js';
+import { runAll, runInSlices } from './slices.js';
 import type { CatalogObject, CatalogSnapshot, DependencyEdge, DependencyVia, ObjectKey, QualifiedName } from './types.js';
 
 /**
@@ -24,11 +25,7 @@ const cache = new WeakMap<CatalogSnapshot, SnapshotIndex>();
 export function indexSnapshot(snapshot: CatalogSnapshot): SnapshotIndex {
   const hit = cache.get(snapshot);
   if (hit) return hit;
-  const steps = indexSteps(snapshot);
-  for (;;) {
-    const r = steps.next();
-    if (r.done) return r.value;
-  }
+  return runAll(indexSteps(snapshot));
 }
 
 /**
@@ -39,16 +36,7 @@ export function indexSnapshot(snapshot: CatalogSnapshot): SnapshotIndex {
 export async function indexSnapshotAsync(snapshot: CatalogSnapshot, sliceMs = 8): Promise<SnapshotIndex> {
   const hit = cache.get(snapshot);
   if (hit) return hit;
-  const steps = indexSteps(snapshot);
-  let sliceStart = performance.now();
-  for (;;) {
-    const r = steps.next();
-    if (r.done) return r.value;
-    if (performance.now() - sliceStart >= sliceMs) {
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      sliceStart = performance.now();
-    }
-  }
+  return runInSlices(indexSteps(snapshot), sliceMs);
 }
 
 function* indexSteps(snapshot: CatalogSnapshot): Generator<void, SnapshotIndex> {

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import * as Q from './catalog-sql.js';
+import { runAll, runInSlices } from './slices.js';
 import {
   columnKey, constraintKey, extensionKey, functionKey, objectHash, relationKey, schemaHashOf, schemaKey,
   tableDefinition, triggerKey, viewDefinition,
@@ -153,11 +154,7 @@ const CHECK_EVERY = 128;
 
 /** Turns raw catalog rows into a snapshot: canonical definitions, hashes, dependency edges by key (pure, synchronous). */
 export function buildSnapshot(raw: RawCatalog, cost: SnapshotCost = { durationMs: 0, queries: 0, rowsRead: 0 }): CatalogSnapshot {
-  const steps = buildSteps(raw, cost);
-  for (;;) {
-    const r = steps.next();
-    if (r.done) return r.value;
-  }
+  return runAll(buildSteps(raw, cost));
 }
 
 /**
@@ -166,16 +163,7 @@ export function buildSnapshot(raw: RawCatalog, cost: SnapshotCost = { durationMs
  * Same result as buildSnapshot.
  */
 export async function buildSnapshotAsync(raw: RawCatalog, cost: SnapshotCost = { durationMs: 0, queries: 0, rowsRead: 0 }, sliceMs = SLICE_MS): Promise<CatalogSnapshot> {
-  const steps = buildSteps(raw, cost);
-  let sliceStart = performance.now();
-  for (;;) {
-    const r = steps.next();
-    if (r.done) return r.value;
-    if (performance.now() - sliceStart >= sliceMs) {
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      sliceStart = performance.now();
-    }
-  }
+  return runInSlices(buildSteps(raw, cost), sliceMs);
 }
 
 /** The build as a generator: it yields every CHECK_EVERY work items, where a driver may pause. */
