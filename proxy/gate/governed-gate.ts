@@ -158,7 +158,7 @@ export class GovernedGate implements SessionGate {
   /** Prepared statements (protocol level) by name, and the portals bound from them. */
   private readonly statements = new Map<string, PreparedEntry>();
   private readonly portals = new Map<string, PreparedEntry>();
-  /** Bind values of portals whose statement is decided per execution (policy needs the planner's estimate). */
+  /** Bind values of portals whose statement is decided per execution (the planner's estimate, or a hold, needs them). */
   private readonly portalParams = new Map<string, BindValues>();
   /** DDL was forwarded and the server has not reported the session idle since (see GateDeps.onDdlDone). */
   private ddlPending = false;
@@ -321,6 +321,11 @@ export class GovernedGate implements SessionGate {
       if (p?.stale) return this.staleRefusal(sql, p.stale);
       const probe = p?.state ? stateProbe(p.state) : undefined;
       const decision = this.evaluate(statements, probe?.state ?? p?.state);
+      if (via === 'parse' && this.tracksExecutions && analysis.ok && decision.effect === 'hold' && mayHaveParams(sql, paramTypes)) {
+        // An approval binds the values that run (docs/approvals.md, "What an approval covers"), and a Parse has
+        // none yet: it runs nothing, so it goes on, and each execution is decided (and held) at its Execute.
+        return this.settle({ sql, analysis, decision, via, statementName }, undefined, { paramTypes });
+      }
       if (!probe || !analysis.ok) return this.finish({ sql, analysis, decision, via, statementName });
       if (probe.asked.length === 0 || !p!.estimateRows) return this.finish({ sql, analysis, decision, via, statementName, ...impactFor(p!, probe, analysis.statements) });
       if (via === 'parse' && this.tracksExecutions) {
@@ -577,7 +582,7 @@ interface PreparedEntry {
   /** Not executed yet since its Parse (whose decision record covers the first run). */
   fresh: boolean;
   readonly readOnly: boolean;
-  /** Decided at each Execute with its Bind values (a rule needs the planner's estimate); Parse's types. */
+  /** Decided at each Execute with its Bind values (a rule needs the planner's estimate, or a hold binds them); Parse's types. */
   readonly deferred?: { readonly paramTypes: readonly number[] };
 }
 
@@ -632,6 +637,14 @@ function stateProbe(base: StateFacts): StateProbe {
 function impactFor(p: PreparedState, probe: StateProbe, statements: readonly StatementFacts[], estimates?: ReadonlyMap<number, number>): { impact?: readonly (ImpactSummary | undefined)[] } {
   if (!probe.used || !p.impactOf) return {};
   return { impact: statements.map((f, i) => p.impactOf!(f, estimates?.get(i))) };
+}
+
+/**
+ * A Parse whose executions may carry values: declared parameter types, or `$n` in the text. A `$1` inside a
+ * literal only means the statement is decided at its Execute, where a Bind without values binds the text alone.
+ */
+function mayHaveParams(sql: string, paramTypes: readonly number[]): boolean {
+  return paramTypes.length > 0 || /\$[0-9]/.test(sql);
 }
 
 /** Parse's parameter type OIDs (int16 count, then int32 each; 0 = unspecified). */

@@ -72,6 +72,13 @@ function config(redisPrefix?: string): ConfigInput {
           effect: 'hold',
           hold: { mode: 'defer', approvals: 1, approver_roles: ['dba'], timeout: '10m' },
         },
+        {
+          id: 'vault-write-held',
+          description: 'Every write to the vault needs a DBA, whatever it touches.',
+          match: { objects: { relations: ['vault'], access: ['write'] } },
+          effect: 'hold',
+          hold: { mode: 'defer', approvals: 1, approver_roles: ['dba'], timeout: '10m' },
+        },
       ],
     },
     state: { refresh_interval_ms: 0 },
@@ -88,7 +95,9 @@ describe.skipIf(!postgresAvailable())('approvals bound to parameter values on th
       await db.query(`DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${r}') THEN CREATE ROLE ${r} LOGIN; END IF; END $$`);
     }
     await db.query(`CREATE TABLE big (id int PRIMARY KEY, v int); INSERT INTO big SELECT g, g % 7 FROM generate_series(1, ${ROWS}) g; ANALYZE big;
-      GRANT SELECT, DELETE ON big TO ${AGENT}`);
+      GRANT SELECT, DELETE ON big TO ${AGENT};
+      CREATE TABLE vault (id int PRIMARY KEY, secret text); INSERT INTO vault SELECT g, 's' || g FROM generate_series(1, 10) g;
+      GRANT SELECT, UPDATE, DELETE ON vault TO ${AGENT}`);
   });
 
   for (const store of ['memory', 'redis'] as const) {
@@ -178,6 +187,44 @@ describe.skipIf(!postgresAvailable())('approvals bound to parameter values on th
       });
     });
   }
+
+  it('a hold that does not depend on the values is decided at Execute too when the statement has parameters', async () => {
+    const rt = await startTestRuntime(db.name, config());
+    const agent = new pg.Client({ connectionString: rt.url(db.name, AGENT) });
+    await agent.connect();
+    const vault = async () => (await db.query<{ id: number }>('SELECT id FROM vault ORDER BY id')).rows.map((r) => r.id);
+    try {
+      const sql = 'DELETE FROM vault WHERE id = $1';
+      const id = changeIdOf(await refusal(agent.query(sql, [3])));
+      const rows = (await consoleQuery(rt, DBA, `SHOW CHANGE ${id}`)).rows as { field: string; value: string }[];
+      expect(rows).toContainEqual({ field: 'param', value: "$1 (text) = '3'" });
+      expect(rows.find((r) => r.field === 'rule')?.value).toContain('vault-write-held');
+      await consoleQuery(rt, DBA, `APPROVE ${id}`);
+      // The approved text with other values is held anew; nothing is deleted.
+      const other = await refusal(agent.query(sql, [4]));
+      expect(changeIdOf(other)).not.toBe(id);
+      expect(await vault()).toHaveLength(10);
+      expect((await agent.query(sql, [3])).rowCount).toBe(1);
+      expect(await vault()).not.toContain(3);
+      // A named statement: each execution is held with its own values.
+      const named = { name: 'vault_upd', text: 'UPDATE vault SET secret = $2 WHERE id = $1' };
+      const first = changeIdOf(await refusal(agent.query({ ...named, values: [5, 'x'] })));
+      await consoleQuery(rt, DBA, `APPROVE ${first}`);
+      const wrong = changeIdOf(await refusal(agent.query({ ...named, values: [5, 'y'] })));
+      expect(wrong).not.toBe(first);
+      expect((await agent.query({ ...named, values: [5, 'x'] })).rowCount).toBe(1);
+      expect((await db.query<{ secret: string }>('SELECT secret FROM vault WHERE id = 5')).rows[0]?.secret).toBe('x');
+      // Without parameters: held at Parse as before, bound to the text alone.
+      const bare = changeIdOf(await refusal(agent.query('DELETE FROM vault WHERE id = 6')));
+      const bareRows = (await consoleQuery(rt, DBA, `SHOW CHANGE ${bare}`)).rows as { field: string; value: string }[];
+      expect(bareRows.some((r) => r.field === 'param' || r.field === 'params_sha256')).toBe(false);
+      await consoleQuery(rt, DBA, `APPROVE ${bare}`);
+      expect((await agent.query('DELETE FROM vault WHERE id = 6')).rowCount).toBe(1);
+    } finally {
+      await agent.end();
+      await rt.close();
+    }
+  });
 
   it('MCP: change_status shows the values, approve_change binds them', async () => {
     const rt = await startTestRuntime(db.name, config());
