@@ -19,6 +19,9 @@ export function approvalAuditEvent(req: ChangeRequest, ev: ChangeEvent): Approva
     expires_at: req.expiresAt,
   };
   if (ev.type === 'rejected' || ev.type === 'cancelled' || ev.type === 'expired') detail.reason = ev.reason;
+  // Bound values are part of what is approved: their hash on every event, the values (as shown) once.
+  if (req.paramsHash) detail.params_sha256 = req.paramsHash;
+  if (ev.type === 'created' && req.params) detail.params = JSON.parse(JSON.stringify(req.params)) as Json;
   return {
     event: ev.type === 'created' ? 'requested' : ev.type,
     changeId: req.id,

@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import {
+  approvalAuditEvent,
   ApprovalService,
   changeDetailRows,
   formatChange,
@@ -137,6 +138,17 @@ for (const [name, makeKind, available] of kinds) {
       await svc.approve(r.id, alice);
       expect(await svc.consume(requester, 'app', sql, textParams('1'))).toBeUndefined();
       expect((await svc.consume(requester, 'app', sql))?.id).toBe(r.id);
+    });
+
+    it('the audit records of its events carry the values hash, and the values once', async () => {
+      const svc = new ApprovalService(kind.open(), config);
+      const r = await svc.hold({ requester, database: 'app', sql: SQL, params: textParams('7'), fingerprint: 'f', facts: {}, rules: [], mode: 'defer' });
+      const created = approvalAuditEvent(r, r.events[0]!);
+      expect(created.detail).toMatchObject({ params_sha256: r.paramsHash, params: { count: 1, shown: [{ n: 1, value: '7' }] } });
+      const approved = await svc.approve(r.id, alice);
+      const ev = approvalAuditEvent(approved, approved.events.at(-1)!).detail as Record<string, unknown>;
+      expect(ev.params_sha256).toBe(r.paramsHash);
+      expect(ev.params).toBeUndefined();
     });
 
     it('SHOW CHANGE and the CLI show the values next to the text', async () => {
