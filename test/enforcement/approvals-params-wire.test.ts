@@ -51,7 +51,7 @@ async function consoleQuery(rt: TestRuntime, user: string, command: string): Pro
   }
 }
 
-function config(redisPrefix?: string): ConfigInput {
+function config(redisPrefix?: string, mode: 'defer' | 'wait' = 'defer'): ConfigInput {
   const upstream = new URL(urlWithDatabase(ADMIN_DATABASE_URL, db.name));
   upstream.searchParams.set('sslmode', 'disable');
   return {
@@ -77,7 +77,7 @@ function config(redisPrefix?: string): ConfigInput {
           description: 'Every write to the vault needs a DBA, whatever it touches.',
           match: { objects: { relations: ['vault'], access: ['write'] } },
           effect: 'hold',
-          hold: { mode: 'defer', approvals: 1, approver_roles: ['dba'], timeout: '10m' },
+          hold: { mode, approvals: 1, approver_roles: ['dba'], timeout: '10m' },
         },
       ],
     },
@@ -220,6 +220,31 @@ describe.skipIf(!postgresAvailable())('approvals bound to parameter values on th
       expect(bareRows.some((r) => r.field === 'param' || r.field === 'params_sha256')).toBe(false);
       await consoleQuery(rt, DBA, `APPROVE ${bare}`);
       expect((await agent.query('DELETE FROM vault WHERE id = 6')).rowCount).toBe(1);
+    } finally {
+      await agent.end();
+      await rt.close();
+    }
+  });
+
+  it('wait mode: the waiting execution runs with its own values once approved', async () => {
+    const rt = await startTestRuntime(db.name, config(undefined, 'wait'));
+    const agent = new pg.Client({ connectionString: rt.url(db.name, AGENT) });
+    await agent.connect();
+    try {
+      const notice = new Promise<string>((resolve) => {
+        agent.on('notice', (n) => {
+          const id = /change ([0-9A-Z]{8})/.exec(n.message ?? '')?.[1];
+          if (id) resolve(id);
+        });
+      });
+      const result = agent.query('UPDATE vault SET secret = $1 WHERE id = $2', ['waited', 7]);
+      result.catch(() => undefined);
+      const id = await notice;
+      expect((await consoleQuery(rt, DBA, `SHOW CHANGE ${id}`)).rows).toContainEqual({ field: 'param', value: "$1 (text) = 'waited'" });
+      await consoleQuery(rt, DBA, `APPROVE ${id}`);
+      expect((await result).rowCount).toBe(1);
+      expect((await db.query<{ secret: string }>('SELECT secret FROM vault WHERE id = 7')).rows[0]?.secret).toBe('waited');
+      expect((await consoleQuery(rt, DBA, `SHOW CHANGE ${id}`)).rows).toContainEqual({ field: 'status', value: 'executed' });
     } finally {
       await agent.end();
       await rt.close();
