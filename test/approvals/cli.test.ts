@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ChangeRequest, RedisApprovalStore } from '../../governance/approvals/index.js';
+import { paramsHash, showParams, type ChangeRequest, type RedisApprovalStore } from '../../governance/approvals/index.js';
 import { redisAvailable } from '../harness/db.js';
 import { REDIS_URL } from '../harness/env.js';
 import { freePort } from '../harness/cluster.js';
@@ -104,6 +104,19 @@ describe.runIf(redisAvailable())('pgairlock changes (the real CLI process, real 
     const missing = await cli(['show', 'ZZZZZZZZ']);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('ERROR 42704 (not_found)');
+  });
+
+  it('show prints bound parameter values next to the statement; list marks them', async () => {
+    const sql = 'DELETE FROM big WHERE id > $1 AND note = $2';
+    const values = [Buffer.from('17000'), null];
+    const r: ChangeRequest = await store.create(holdInput({ sql, paramsHash: paramsHash(sql, { types: [23], formats: [0, 0], values }), params: showParams({ types: [23], formats: [0, 0], values }) }));
+    const show = await cli(['show', r.id]);
+    expect(show.code).toBe(0);
+    expect(show.stdout).toMatch(new RegExp(`sql +${sql.replaceAll('$', '\\$')}\\nparam +\\$1 \\(text, type 23\\) = '17000'\\nparam +\\$2 = NULL\\nparams_sha256 +${r.paramsHash}`));
+    expect((await cli(['list'])).stdout).toContain('[2 params]');
+    const json = JSON.parse((await cli(['show', r.id, '--json'])).stdout) as ChangeRequest;
+    expect(json.paramsHash).toBe(r.paramsHash);
+    expect(json.params?.shown[0]).toMatchObject({ n: 1, value: '17000' });
   });
 
   it('without REDIS_URL it explains that the in-process store is out of reach', async () => {
