@@ -4,9 +4,9 @@
 import { createHash } from 'node:crypto';
 import { fingerprintSync, normalizeSync } from 'libpg-query';
 import type { RelationName, StatementFacts } from '../../analyzer/types.js';
-import { CanonicalFragment } from './canonical.js';
+import { CanonicalFragment, storableJson } from './canonical.js';
 import type {
-  DecisionBody, DecisionInput, RuleVerdict, FactsSummary, OutcomeInput, OutcomeSummary, SessionInfo, SessionStartBody,
+  DecisionBody, DecisionInput, DecisionSummary, RuleVerdict, FactsSummary, OutcomeInput, OutcomeSummary, SessionInfo, SessionStartBody,
 } from './types.js';
 
 const relName = (r: RelationName): string => (r.schema ? `${r.schema}.${r.name}` : r.name);
@@ -183,4 +183,138 @@ export function outcomeSummary(o: OutcomeInput): OutcomeSummary {
 /** Key under which reads are aggregated: same principal, database and statement shape. */
 export function aggregateKey(principal: string, database: string, fingerprint: string | null, sql: string): string {
   return JSON.stringify([principal, database, fingerprint ?? `sql:${createHash('sha256').update(sql).digest('hex')}`]);
+}
+
+// ------------------------------------------------------------------ the writer's direct serialisation
+//
+// The writer does not build a decision's body object and serialise it generically (sort ~23 keys, walk
+// every value, copy strings): it writes the canonical text of the same body directly, from parts cached per
+// analysed statement, per session and per policy decision. decisionText() is byte-identical to
+// storableJson(decisionBody(..., serialised: true)) (test/audit/compact.test.ts compares them), so hashes and
+// stored records do not change.
+
+/** A decision's canonical text around its rules member, which the writer fills with `rules` or `rules_ref`. */
+export interface DecisionText {
+  /** `{` and every member before `"rules"`, followed by a comma. */
+  readonly head: string;
+  readonly rules: CanonicalFragment;
+  /** A comma and every member after `"rules_ref"`, then `}`. */
+  readonly tail: string;
+}
+
+interface SessionText {
+  readonly applicationName: string;
+  readonly clientAddress: string;
+  readonly database: string;
+  readonly databaseUser: string;
+  readonly effectiveRole: string;
+  readonly principal: string;
+  readonly roles: string;
+  readonly sessionId: string;
+  readonly sourceJson: string;
+}
+
+const sessionTexts = new WeakMap<SessionInfo, SessionText>();
+
+/** Member values of sessionFields(s), serialised once per SessionInfo object. */
+function sessionText(s: SessionInfo): SessionText {
+  let t = sessionTexts.get(s);
+  if (!t) {
+    const f = sessionFields(s);
+    t = {
+      applicationName: storableJson(f.application_name),
+      clientAddress: storableJson(f.client_address),
+      database: storableJson(f.database),
+      databaseUser: storableJson(f.database_user),
+      effectiveRole: storableJson(f.effective_role),
+      principal: storableJson(f.principal),
+      roles: storableJson(f.roles),
+      sessionId: storableJson(f.session_id),
+      sourceJson: storableJson(f.source),
+    };
+    sessionTexts.set(s, t);
+  }
+  return t;
+}
+
+const summaryTexts = new WeakMap<DecisionSummary, string>();
+
+function summaryText(d: DecisionSummary): string {
+  let t = summaryTexts.get(d);
+  if (t === undefined) {
+    t = storableJson({
+      effect: d.effect, reasons: [...d.reasons], message: d.message ?? null,
+      ...(d.mode ? { mode: d.mode } : {}), ...(d.change_id ? { change_id: d.change_id } : {}),
+    });
+    summaryTexts.set(d, t);
+  }
+  return t;
+}
+
+interface StatementText {
+  readonly facts: string;
+  readonly objects: string;
+  readonly fingerprint?: string;
+  sql?: string;
+  redactedSql?: string;
+  inverse?: string;
+  redactedInverse?: string;
+}
+
+const statementTexts = new WeakMap<StatementFacts, StatementText>();
+
+const NULL_STATEMENT: StatementText = { facts: 'null', objects: '[]' };
+
+/**
+ * The canonical text of decisionBody(input, { ...opts, serialised: true }), split around its rules.
+ * Throws only where decisionBody would (e.g. a rule list that cannot be serialised).
+ */
+export function decisionText(input: DecisionInput, opts: { redact: boolean; writeAhead: boolean; walLsn: string | null }): DecisionText {
+  const f = input.facts;
+  let st: StatementText;
+  if (f) {
+    let cached = statementTexts.get(f);
+    if (!cached) {
+      const parts = factsPartsOf(f);
+      cached = { facts: parts.facts.json, objects: parts.objects.json, ...(f.fingerprint ? { fingerprint: storableJson(f.fingerprint) } : {}) };
+      statementTexts.set(f, cached);
+    }
+    st = cached;
+  } else {
+    st = NULL_STATEMENT;
+  }
+  // The statement's own text is the analysed one for every prepared execution: serialised once.
+  const own = f !== null && f.text === input.sql;
+  let sql: string;
+  if (opts.redact) sql = own ? (st.redactedSql ??= storableJson(factsPartsOf(f).redacted ??= redactSql(input.sql))) : storableJson(redactSql(input.sql));
+  else sql = own ? (st.sql ??= storableJson(input.sql)) : storableJson(input.sql);
+  const inv = f?.inverse ?? null;
+  let inverse: string;
+  if (!inv) inverse = storableJson(inv);
+  else if (opts.redact) inverse = f !== null ? (st.redactedInverse ??= storableJson(redactSql(inv))) : storableJson(redactSql(inv));
+  else inverse = f !== null ? (st.inverse ??= storableJson(inv)) : storableJson(inv);
+  const fingerprint = st.fingerprint ?? storableJson(fingerprintOf(input.sql, f));
+  const s = sessionText(input.session);
+  const approvals = input.approvals && input.approvals.length > 0
+    ? storableJson(input.approvals.map((a) => ({
+      approver: a.approver, at: a.at, comment: a.comment ?? null,
+      ...(a.roles ? { roles: [...a.roles] } : {}), ...(a.change_id ? { change_id: a.change_id } : {}),
+    })))
+    : '[]';
+  const cvb = input.catalogVersionBefore ?? null;
+  const head = `{"application_name":${s.applicationName},"approvals":${approvals},"catalog_version_before":${cvb === null ? 'null' : storableJson(cvb)},`
+    + `"client_address":${s.clientAddress},"database":${s.database},"database_user":${s.databaseUser},"decision":${summaryText(input.decision)},`
+    + `"effective_role":${s.effectiveRole},"facts":${st.facts},"fingerprint":${fingerprint},${input.impact ? `"impact":${storableJson(input.impact)},` : ''}`
+    + `"inverse":${inverse},"objects":${st.objects},"principal":${s.principal},"roles":${s.roles},`;
+  const tail = `,"session_id":${s.sessionId},"source":${s.sourceJson},"sql":${sql},"sql_redacted":${opts.redact},`
+    + `"wal_lsn":${opts.walLsn === null ? 'null' : storableJson(opts.walLsn)},"write_ahead":${opts.writeAhead}}`;
+  return { head, rules: rulesPart(input.rules), tail };
+}
+
+/** The canonical text of an outcome body (OutcomeBody with outcomeSummary(o)), written directly. */
+export function outcomeText(decisionId: string, sessionId: string, principal: string, o: OutcomeInput): string {
+  return `{"catalog_version_after":${storableJson(o.catalogVersionAfter ?? null)},"decision_id":${storableJson(decisionId)},`
+    + `"outcome":{"command_tag":${storableJson(o.commandTag ?? null)},"duration_ms":${storableJson(o.durationMs ?? null)},`
+    + `"message":${storableJson(o.message ?? null)},"rows":${storableJson(o.rows ?? null)},"sqlstate":${storableJson(o.sqlstate ?? null)},`
+    + `"status":${storableJson(o.status)}},"principal":${storableJson(principal)},"session_id":${storableJson(sessionId)}}`;
 }

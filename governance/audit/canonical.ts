@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import * as crypto from 'node:crypto';
 import type { Json } from './types.js';
 
 /**
@@ -226,5 +226,13 @@ export function recordHash(env: HashedEnvelope): string {
 export function recordHashWithBody(env: Omit<HashedEnvelope, 'body'>, bodyCanonical: string): string {
   if (!Number.isSafeInteger(env.seq)) throw new TypeError(`recordHash: seq ${env.seq} is not a safe integer`);
   const canonical = `{"body":${bodyCanonical},"id":${JSON.stringify(env.id)},"instance":${JSON.stringify(env.instance)},"kind":${JSON.stringify(env.kind)},"prev_hash":${JSON.stringify(env.prev_hash)},"seq":${env.seq},"time":${JSON.stringify(env.time)},"v":${CHAIN_FORMAT_VERSION}}`;
-  return createHash('sha256').update(canonical, 'utf8').digest('hex');
+  return sha256Hex(canonical);
+}
+
+// crypto.hash (Node >= 20.12): one call, no Hash object; the same digest.
+const oneShot = (crypto as { hash?: (algorithm: string, data: string, encoding: 'hex') => string }).hash;
+
+/** Lowercase hex SHA-256 of the UTF-8 of `text`. */
+export function sha256Hex(text: string): string {
+  return oneShot ? oneShot('sha256', text, 'hex') : crypto.createHash('sha256').update(text, 'utf8').digest('hex');
 }

@@ -16,8 +16,8 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { configSchema } from '../config/schema.js';
-import { aggregateKey, decisionBody, fingerprintOf, isChange, objectsOf, outcomeSummary, redactSql, sessionFields } from './build.js';
-import { CanonicalFragment, recordHashWithBody, sanitize, storableJson } from './canonical.js';
+import { aggregateKey, decisionText, fingerprintOf, isChange, objectsOf, outcomeText, redactSql, sessionFields, type DecisionText } from './build.js';
+import { recordHashWithBody, sanitize, storableJson } from './canonical.js';
 import type { AuditConfig } from './control.js';
 import { AuditInstanceInUseError, AuditUnavailableError } from './errors.js';
 import { auditMetrics, type AuditMetrics } from './metrics.js';
@@ -61,7 +61,10 @@ interface Item {
   readonly id: string;
   readonly time: string;
   readonly kind: RecordKind;
-  readonly body: Json;
+  /** Any record but a decision: its body, serialised when the record is queued. */
+  readonly body?: Json;
+  /** A decision: its canonical text around the rules (inline rules or rules_ref chosen when queued). */
+  readonly decision?: DecisionText;
   /** canonicalJson(body): hashed and inserted as is (computed once, when the record is queued). */
   bodyJson?: string;
   /** A decision that carries its rules inline: once committed, later decisions with the same rules refer to it. */
@@ -125,7 +128,7 @@ export class AuditLog {
   private aggTimer: NodeJS.Timeout | undefined;
   private closed = false;
   /** Canonical rules text -> the committed decision of this chain that carries it inline (docs/audit.md, rules_ref). */
-  private ruleSets = new Map<string, { decision_id: string; sha256: string }>();
+  private ruleSets = new Map<string, { decision_id: string; sha256: string; member: string }>();
 
   private constructor(opts: AuditLogOptions, private readonly url: string) {
     this.instance = opts.instance;
@@ -193,7 +196,7 @@ export class AuditLog {
       const durable = (async () => {
         try {
           const walLsn = await this.walPosition(input);
-          await this.append(id, time, 'decision', decisionBody(input, { redact: this.config.redact_literals, writeAhead: true, walLsn, serialised: true }), 'change', true);
+          await this.append(id, time, 'decision', { decision: decisionText(input, { redact: this.config.redact_literals, writeAhead: true, walLsn }) }, 'change');
         } catch (err) {
           this.metrics.refused.inc({ class: 'change' });
           throw err instanceof AuditUnavailableError ? err : new AuditUnavailableError('change', err);
@@ -206,8 +209,8 @@ export class AuditLog {
       const walLsn = await this.walPosition(input);
       const id = randomUUID();
       try {
-        const body = decisionBody(input, { redact: this.config.redact_literals, writeAhead: true, walLsn, serialised: true });
-        await this.append(id, time, 'decision', body, 'change', true);
+        const decision = decisionText(input, { redact: this.config.redact_literals, writeAhead: true, walLsn });
+        await this.append(id, time, 'decision', { decision }, 'change');
       } catch (err) {
         this.metrics.refused.inc({ class: 'change' });
         // Whatever went wrong, the caller must see a refusal it can send (fail closed).
@@ -225,9 +228,9 @@ export class AuditLog {
       return this.aggregate(input, time);
     }
     const id = randomUUID();
-    let body;
+    let decision: DecisionText;
     try {
-      body = decisionBody(input, { redact: this.config.redact_literals, writeAhead: false, walLsn: null, serialised: true });
+      decision = decisionText(input, { redact: this.config.redact_literals, writeAhead: false, walLsn: null });
     } catch (err) {
       if (refuse) { this.metrics.refused.inc({ class: 'read' }); throw new AuditUnavailableError('read', err); }
       this.logger?.error({ err }, 'audit: could not build a read\'s decision record');
@@ -236,14 +239,14 @@ export class AuditLog {
     }
     if (refuse) {
       try {
-        await this.append(id, time, 'decision', body, 'read', true);
+        await this.append(id, time, 'decision', { decision }, 'read');
       } catch (err) {
         this.metrics.refused.inc({ class: 'read' });
         throw err instanceof AuditUnavailableError ? err : new AuditUnavailableError('read', err);
       }
       return { id, committed: true, change: false, sessionId: input.session.sessionId, principal: input.session.principal.name };
     }
-    this.enqueue(this.withRulesRef({ id, time, kind: 'decision', body: body as unknown as Json, cls: 'read' }));
+    this.enqueue({ id, time, kind: 'decision', decision, cls: 'read' });
     return { id, committed: false, change: false, sessionId: input.session.sessionId, principal: input.session.principal.name };
   }
 
@@ -264,15 +267,9 @@ export class AuditLog {
       this.foldOutcome(receipt.aggregateKey, outcome);
       return;
     }
-    const body: OutcomeBody = {
-      decision_id: receipt.id,
-      session_id: session?.sessionId ?? receipt.sessionId ?? '',
-      principal: session?.principal.name ?? receipt.principal ?? '',
-      outcome: outcomeSummary(outcome),
-      catalog_version_after: outcome.catalogVersionAfter ?? null,
-    };
-    // Sanitized as it is serialised (storableJson): outcomes are one per statement.
-    this.enqueue({ id: randomUUID(), time: new Date().toISOString(), kind: 'outcome', body: body as unknown as Json, cls: 'read' });
+    // Written straight to canonical text (the OutcomeBody of docs/audit.md): outcomes are one per statement.
+    const bodyJson = outcomeText(receipt.id, session?.sessionId ?? receipt.sessionId ?? '', session?.principal.name ?? receipt.principal ?? '', outcome);
+    this.enqueue({ id: randomUUID(), time: new Date().toISOString(), kind: 'outcome', bodyJson, cls: 'read' });
   }
 
   recordSessionStart(session: SessionInfo): void {
@@ -292,7 +289,7 @@ export class AuditLog {
       database: ev.database ?? null, detail: ev.detail ?? null,
     };
     const id = randomUUID();
-    await this.append(id, new Date().toISOString(), 'approval', body, 'event');
+    await this.append(id, new Date().toISOString(), 'approval', { body }, 'event');
     return id;
   }
 
@@ -346,7 +343,7 @@ export class AuditLog {
               catalog_version_after: null,
               recovered: { from_instance: instance, by_instance: this.instance, objects_exist: objectsExist },
             };
-            await this.append(randomUUID(), new Date().toISOString(), 'outcome', body, 'event');
+            await this.append(randomUUID(), new Date().toISOString(), 'outcome', { body }, 'event');
             recovered.push({ decisionId: r.id, instance, seq: Number(r.seq), objectsExist });
           }
         } finally {
@@ -431,16 +428,18 @@ export class AuditLog {
    * those of a decision this process already committed in this chain stores `rules_ref` instead: they are
    * most of a record's bytes, and repeat for every execution of the same statement shape.
    */
-  private withRulesRef(item: Item): Item {
-    const body = item.body as { rules?: unknown };
-    if (!(body.rules instanceof CanonicalFragment)) return item;
-    const ref = this.ruleSets.get(body.rules.json);
-    if (!ref) return { ...item, rulesJson: body.rules.json };
-    return { ...item, body: { ...(item.body as Record<string, Json>), rules: undefined as unknown as Json, rules_ref: ref } };
+  private composeDecision(item: Item, d: DecisionText): void {
+    const ref = this.ruleSets.get(d.rules.json);
+    if (ref) {
+      item.bodyJson = d.head + ref.member + d.tail;
+    } else {
+      item.bodyJson = `${d.head}"rules":${d.rules.json}${d.tail}`;
+      item.rulesJson = d.rules.json;
+    }
   }
 
   /** Enqueues a record and waits for its commit; rejects with AuditUnavailableError. */
-  private append(id: string, time: string, kind: RecordKind, body: unknown, cls: ItemClass, decision = false): Promise<void> {
+  private append(id: string, time: string, kind: RecordKind, payload: { body: unknown } | { decision: DecisionText }, cls: ItemClass): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       // Bound the wait even when an earlier batch hangs: one batch's worst case (connect, head reload, insert).
       const ms = this.config.connect_timeout_ms + 2 * this.config.write_timeout_ms + 100;
@@ -449,12 +448,11 @@ export class AuditLog {
         if (at >= 0) this.queue.splice(at, 1); // not written: drop it, so no record appears for a refused statement
         reject(new AuditUnavailableError(cls, new Error(`no commit within ${ms} ms`)));
       }, ms);
-      const raw: Item = {
-        // Decisions are sanitized as they are serialised (storableJson); the rest are small.
-        id, time, kind, body: decision ? (body as Json) : sanitize(body), cls,
+      const item: Item = {
+        id, time, kind, cls,
+        ...('decision' in payload ? { decision: payload.decision } : { body: sanitize(payload.body) }),
         waiter: { resolve: () => { clearTimeout(timer); resolve(); }, reject: (e: Error) => { clearTimeout(timer); reject(e); } },
       };
-      const item = decision ? this.withRulesRef(raw) : raw;
       this.enqueue(item);
     });
   }
@@ -470,7 +468,8 @@ export class AuditLog {
       if (item.waiter) item.waiter.reject(new AuditUnavailableError(item.cls, err)); else this.lost(item.kind, 'queue_full', 1);
       return;
     }
-    item.bodyJson = storableJson(item.body);
+    if (item.decision) this.composeDecision(item, item.decision);
+    else item.bodyJson ??= storableJson(item.body);
     this.queue.push(item);
     if (item.waiter || this.queue.length >= this.config.reads.max_batch || this.config.reads.group_commit_ms === 0) {
       if (this.timer) { clearTimeout(this.timer); this.timer = undefined; }
@@ -519,7 +518,9 @@ export class AuditLog {
           this.metrics.written.inc({ kind: it.kind });
           if (it.rulesJson !== undefined && !this.ruleSets.has(it.rulesJson)) {
             if (this.ruleSets.size >= MAX_RULE_SETS) this.ruleSets = new Map();
-            this.ruleSets.set(it.rulesJson, { decision_id: it.id, sha256: createHash('sha256').update(it.rulesJson, 'utf8').digest('hex') });
+            const sha256 = createHash('sha256').update(it.rulesJson, 'utf8').digest('hex');
+            // rules_ref's canonical member (keys sorted): {decision_id, sha256}.
+            this.ruleSets.set(it.rulesJson, { decision_id: it.id, sha256, member: `"rules_ref":{"decision_id":${JSON.stringify(it.id)},"sha256":"${sha256}"}` });
           }
           it.waiter?.resolve();
         }
@@ -547,7 +548,7 @@ export class AuditLog {
   private mirror(batch: Item[], firstSeqMinusOne: number, hashes: string[]): void {
     batch.forEach((it, i) => {
       this.logger?.info({
-        audit: { id: it.id, instance: this.instance, seq: firstSeqMinusOne + i + 1, time: it.time, kind: it.kind, hash: hashes[i], body: it.body },
+        audit: { id: it.id, instance: this.instance, seq: firstSeqMinusOne + i + 1, time: it.time, kind: it.kind, hash: hashes[i], body: it.body ?? JSON.parse(it.bodyJson!) },
       }, 'audit record');
     });
   }

@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decisionBody } from '../../governance/audit/build.js';
+import { decisionBody, decisionText, outcomeSummary, outcomeText } from '../../governance/audit/build.js';
 import { CanonicalFragment, canonicalJson, sanitize, storableJson } from '../../governance/audit/canonical.js';
 import { AuditLog } from '../../governance/audit/log.js';
 import { AuditQuery } from '../../governance/audit/query.js';
-import type { RuleVerdict } from '../../governance/audit/types.js';
+import type { DecisionInput, OutcomeInput, RuleVerdict } from '../../governance/audit/types.js';
 import { postgresAvailable, useTestDatabase } from '../harness/db.js';
-import { allowRead, allowUpdate, updateFacts } from './fixtures.js';
+import { allowRead, allowUpdate, dropFacts, session, updateFacts } from './fixtures.js';
 
 /** The writer's cheap paths must store exactly what the plain serialisation would, and stay verifiable. */
 describe('serialised parts of a decision body', () => {
@@ -27,6 +27,55 @@ describe('serialised parts of a decision body', () => {
     const f = CanonicalFragment.of({ b: 1, a: ['x', null] });
     expect(f.json).toBe('{"a":["x",null],"b":1}');
     expect(JSON.stringify({ f })).toBe('{"f":{"a":["x",null],"b":1}}');
+  });
+});
+
+describe('direct serialisation (decisionText, outcomeText)', () => {
+  const odd = "x'\u0000\ud800\"\\\n\u2028é😀";
+  const inputs: DecisionInput[] = [
+    allowUpdate(),
+    allowRead(),
+    // Text other than the analysed statement's, no facts at all, no fingerprint.
+    allowUpdate(`UPDATE accounts SET note = '${odd}' WHERE id = 1`),
+    allowUpdate('garbage ((', { facts: null }),
+    allowUpdate(undefined, { facts: { ...updateFacts(), fingerprint: '', inverse: `UPDATE accounts SET balance = 1 WHERE id = 42 /* ${odd} */` } }),
+    allowUpdate(undefined, { facts: { ...updateFacts(), inverse: '' } }),
+    { ...allowUpdate('DROP TABLE orders', { facts: dropFacts() }), decision: { effect: 'hold', reasons: ['held', odd], message: 'wait', mode: 'wait', change_id: 'c-1' } },
+    allowUpdate(undefined, {
+      session: session({ effectiveRole: null, applicationName: null, clientAddress: null, source: undefined, principal: { name: `p${odd}`, roles: [] } }),
+      approvals: [{ approver: 'alice', at: '2026-01-01T00:00:00.000Z', roles: ['dba'], change_id: 'c-1' }, { approver: 'bob', at: '', comment: odd }],
+      catalogVersionBefore: 'abc',
+      impact: { schema_hash: 'abc', relations: [{ name: 'public.accounts', kind: 'r', rows: 10, bytes: 8192, lock: 'RowExclusiveLock', lock_duration: 'instant' }], lock_duration: 'instant', max_rows: 10, max_bytes: 8192, dependents: [], dependents_total: 0 } as unknown as DecisionInput['impact'],
+      rules: [{ id: 'r', matched: true, effect: null, reason: odd, source: 'policy' }, { id: 's', matched: false, reason: 'x' }],
+    }),
+  ];
+
+  it('is byte-identical to the generic serialisation of decisionBody, inline rules or rules_ref, twice (cached parts)', () => {
+    for (const input of inputs) {
+      for (const redact of [false, true]) {
+        for (const [writeAhead, walLsn] of [[true, '0/1'], [false, null]] as const) {
+          for (let pass = 0; pass < 2; pass++) {
+            const body = decisionBody(input, { redact, writeAhead, walLsn });
+            const t = decisionText(input, { redact, writeAhead, walLsn });
+            expect(`${t.head}"rules":${t.rules.json}${t.tail}`).toBe(canonicalJson(sanitize(body)));
+            const ref = { decision_id: '00000000-0000-4000-8000-000000000001', sha256: 'ab'.repeat(32) };
+            expect(`${t.head}"rules_ref":${canonicalJson(ref)}${t.tail}`).toBe(canonicalJson(sanitize({ ...body, rules: undefined, rules_ref: ref })));
+          }
+        }
+      }
+    }
+  });
+
+  it('outcomes are byte-identical to the generic serialisation', () => {
+    const outcomes: OutcomeInput[] = [
+      { status: 'ok', commandTag: 'UPDATE 1', rows: 1, durationMs: 0.247896000000764 },
+      { status: 'error', sqlstate: '23505', message: odd, durationMs: Number.NaN, catalogVersionAfter: 'v2' },
+      { status: 'ok' },
+    ];
+    for (const o of outcomes) {
+      const body = { decision_id: 'd-1', session_id: odd, principal: 'p', outcome: outcomeSummary(o), catalog_version_after: o.catalogVersionAfter ?? null };
+      expect(outcomeText('d-1', odd, 'p', o)).toBe(canonicalJson(sanitize(body)));
+    }
   });
 });
 

@@ -1,0 +1,111 @@
+/**
+ * Proxy-side and server-side cost of the audit records of one pgbench TPC-B transaction (-M prepared), without
+ * the proxy: `node --import tsx test/audit/bench-tpcb.ts [admin-url] [seconds] [clients]`.
+ * Each simulated client runs transactions as the decision path does for TPC-B: four DML decisions written
+ * in the background (durability before-commit), their outcomes once each is committed, and the COMMIT barrier
+ * (waiting for the four records). Facts come from the real analyzer; the rules are the default policy's size.
+ * Prints this process's CPU (all threads) and the audit writer backend's CPU per transaction and per record.
+ * Creates and drops its own database.
+ */
+import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import pg from 'pg';
+import client from 'prom-client';
+import { analyze, loadAnalyzer } from '../../analyzer/index.js';
+import { AuditLog } from '../../governance/audit/log.js';
+import type { DecisionInput, DecisionReceipt, RuleVerdict, SessionInfo } from '../../governance/audit/types.js';
+
+const admin = process.argv[2] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const seconds = Number(process.argv[3] ?? 8);
+const clients = Number(process.argv[4] ?? 8);
+const name = `pgairlock_audit_tpcb_${process.pid}`;
+const a = new pg.Client({ connectionString: admin });
+await a.connect();
+await a.query(`CREATE DATABASE ${name}`);
+const u = new URL(admin);
+u.pathname = `/${name}`;
+const url = u.toString();
+
+await loadAnalyzer();
+const DML = [
+  'UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2',
+  'UPDATE pgbench_tellers SET tbalance = tbalance + $1 WHERE tid = $2',
+  'UPDATE pgbench_branches SET bbalance = bbalance + $1 WHERE bid = $2',
+  'INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES ($3, $4, $2, $1, CURRENT_TIMESTAMP)',
+];
+const facts = DML.map((sql) => {
+  const r = analyze(sql);
+  if (!r.ok) throw new Error(r.error.message);
+  return r.statements[0]!;
+});
+// The default policy evaluates ~25 rules per statement: one rule list per prepared statement.
+const ruleList = (kind: string): RuleVerdict[] => Array.from({ length: 25 }, (_, i) => ({
+  id: `rule-${i}`, matched: i === 3, effect: i % 3 === 0 ? 'deny' : 'allow', source: 'policy',
+  reason: `principal unknown has role agent; it is a write statement (${kind}), rule ${i} says so at some length`,
+}));
+const rules = facts.map((f) => ruleList(f.commandTag));
+const decision = { effect: 'allow' as const, reasons: ['rule agent-write: principal unknown has role agent; it is a write statement'], message: null };
+
+function cpuOf(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10; // ms (clock ticks of 10 ms)
+}
+
+try {
+  const log = await AuditLog.open({ databaseUrl: url, instance: 'bench-tpcb', registry: new client.Registry() });
+  // The writer's and the read pool's connections (the latter idle): the instance lock's holder is not one of them.
+  const backends = (await a.query<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE datname = $1 AND application_name = 'pgairlock-audit:bench-tpcb'`, [name])).rows.map((r) => r.pid);
+  const serverCpu = () => backends.reduce((s, pid) => s + cpuOf(pid), 0);
+  const lsnValue = Promise.resolve('3/29CB6520');
+  let txns = 0;
+  let stop = false;
+  const run = async (c: number) => {
+    const session: SessionInfo = {
+      sessionId: `s${c}abcdef0123`, principal: { name: 'unknown', roles: ['agent'] }, databaseUser: 'postgres',
+      effectiveRole: null, applicationName: 'pgbench', clientAddress: `127.0.0.1:${40000 + c}`, database: 'bench', source: 'wire',
+    };
+    while (!stop) {
+      let lsn: Promise<string | null> | undefined;
+      const pending: Promise<unknown>[] = [];
+      for (let i = 0; i < DML.length; i++) {
+        const input: DecisionInput = { session, sql: DML[i]!, facts: facts[i]!, rules: rules[i]!, decision, walLsn: () => (lsn ??= lsnValue) };
+        const receipt: DecisionReceipt = await log.recordDecision(input, { durability: 'before-commit' });
+        const durable = receipt.durable!;
+        pending.push(durable);
+        const started = performance.now();
+        await new Promise<void>((res) => setImmediate(res)); // the statement runs on the server
+        const tag = i === 3 ? 'INSERT 0 1' : 'UPDATE 1';
+        void durable.then(() => log.recordOutcome(receipt, { status: 'ok', commandTag: tag, rows: 1, durationMs: performance.now() - started }, session), () => undefined);
+      }
+      await Promise.all(pending); // COMMIT barrier
+      txns++;
+    }
+  };
+  // warm-up
+  let workers = Array.from({ length: clients }, (_, c) => run(c));
+  await new Promise((res) => setTimeout(res, 1500));
+  stop = true;
+  await Promise.all(workers);
+  await log.flush();
+  stop = false;
+  txns = 0;
+  const cpu0 = process.cpuUsage();
+  const srv0 = serverCpu();
+  const t0 = performance.now();
+  workers = Array.from({ length: clients }, (_, c) => run(c));
+  await new Promise((res) => setTimeout(res, seconds * 1000));
+  stop = true;
+  await Promise.all(workers);
+  await log.flush();
+  const secs = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  const srv = serverCpu() - srv0;
+  const records = txns * 8;
+  console.log(`${txns} transactions in ${secs.toFixed(1)} s: ${(txns / secs).toFixed(0)}/s (${(records / secs).toFixed(0)} records/s)`);
+  console.log(`proxy-side CPU: ${((cpu.user + cpu.system) / txns).toFixed(0)} µs/txn (user ${(cpu.user / txns).toFixed(0)}, system ${(cpu.system / txns).toFixed(0)}), ${((cpu.user + cpu.system) / records).toFixed(1)} µs/record`);
+  console.log(`writer backend CPU: ${((srv * 1000) / txns).toFixed(0)} µs/txn, ${((srv * 1000) / records).toFixed(1)} µs/record (${((srv / 1000 / secs) * 100).toFixed(0)}% busy)`);
+  await log.close();
+} finally {
+  await a.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  await a.end();
+}
