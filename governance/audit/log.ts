@@ -95,6 +95,17 @@ const INSERT_SQL = `INSERT INTO pgairlock.audit_log (id, instance, seq, time, ki
   SELECT (r->>'id')::uuid, r->>'instance', (r->>'seq')::bigint, (r->>'time')::timestamptz, r->>'kind', r->>'prev_hash', r->>'hash', r->'body'
     FROM jsonb_array_elements($1::jsonb) AS r`;
 
+/**
+ * A record id: a UUID version 7 (RFC 9562: 48-bit Unix milliseconds, then random bits), so ids, and the
+ * decision_id of outcomes, grow with time and the unique index on id is appended to at its right edge instead
+ * of at a random page for every row (a large log no longer needs a buffer read and a full-page image per insert).
+ */
+export function recordId(now = Date.now()): string {
+  const r = randomUUID(); // xxxxxxxx-xxxx-4xxx-Nxxx-xxxxxxxxxxxx: keep its random bits and variant
+  const t = now.toString(16).padStart(12, '0');
+  return `${t.slice(0, 8)}-${t.slice(8, 12)}-7${r.slice(15)}`;
+}
+
 export function auditConfig(partial: Partial<AuditConfig> = {}): AuditConfig {
   return configSchema.shape.audit.parse(partial);
 }
@@ -192,7 +203,7 @@ export class AuditLog {
     const change = input.change ?? isChange(input.facts);
     const time = new Date().toISOString();
     if (change && opts.durability === 'before-commit') {
-      const id = randomUUID();
+      const id = recordId();
       const durable = (async () => {
         try {
           const walLsn = await this.walPosition(input);
@@ -207,7 +218,7 @@ export class AuditLog {
     }
     if (change) {
       const walLsn = await this.walPosition(input);
-      const id = randomUUID();
+      const id = recordId();
       try {
         const decision = decisionText(input, { redact: this.config.redact_literals, writeAhead: true, walLsn });
         await this.append(id, time, 'decision', { decision }, 'change');
@@ -227,7 +238,7 @@ export class AuditLog {
       }
       return this.aggregate(input, time);
     }
-    const id = randomUUID();
+    const id = recordId();
     let decision: DecisionText;
     try {
       decision = decisionText(input, { redact: this.config.redact_literals, writeAhead: false, walLsn: null });
@@ -269,16 +280,16 @@ export class AuditLog {
     }
     // Written straight to canonical text (the OutcomeBody of docs/audit.md): outcomes are one per statement.
     const bodyJson = outcomeText(receipt.id, session?.sessionId ?? receipt.sessionId ?? '', session?.principal.name ?? receipt.principal ?? '', outcome);
-    this.enqueue({ id: randomUUID(), time: new Date().toISOString(), kind: 'outcome', bodyJson, cls: 'read' });
+    this.enqueue({ id: recordId(), time: new Date().toISOString(), kind: 'outcome', bodyJson, cls: 'read' });
   }
 
   recordSessionStart(session: SessionInfo): void {
-    this.enqueue({ id: randomUUID(), time: new Date().toISOString(), kind: 'session_start', body: sanitize(sessionFields(session)), cls: 'read' });
+    this.enqueue({ id: recordId(), time: new Date().toISOString(), kind: 'session_start', body: sanitize(sessionFields(session)), cls: 'read' });
   }
 
   recordSessionEnd(session: SessionInfo, info: { reason: string; durationMs?: number | null; statements?: number | null }): void {
     const body: SessionEndBody = { ...sessionFields(session), reason: info.reason, duration_ms: info.durationMs ?? null, statements: info.statements ?? null };
-    this.enqueue({ id: randomUUID(), time: new Date().toISOString(), kind: 'session_end', body: sanitize(body), cls: 'read' });
+    this.enqueue({ id: recordId(), time: new Date().toISOString(), kind: 'session_end', body: sanitize(body), cls: 'read' });
   }
 
   /** Approval events are committed before this resolves (rejects with AuditUnavailableError otherwise). */
@@ -288,7 +299,7 @@ export class AuditLog {
       decision_id: ev.decisionId ?? null, fingerprint: ev.fingerprint ?? null, sql_hash: ev.sqlHash ?? null,
       database: ev.database ?? null, detail: ev.detail ?? null,
     };
-    const id = randomUUID();
+    const id = recordId();
     await this.append(id, new Date().toISOString(), 'approval', { body }, 'event');
     return id;
   }
@@ -298,7 +309,7 @@ export class AuditLog {
       database: ev.database, object: ev.object, expected_version: ev.expectedVersion ?? null, actual_version: ev.actualVersion ?? null,
       detail: ev.detail, session_id: ev.sessionId ?? null, principal: ev.principal?.name ?? null,
     };
-    const id = randomUUID();
+    const id = recordId();
     this.enqueue({ id, time: new Date().toISOString(), kind: 'drift', body: sanitize(body), cls: 'read' });
     return id;
   }
@@ -343,7 +354,7 @@ export class AuditLog {
               catalog_version_after: null,
               recovered: { from_instance: instance, by_instance: this.instance, objects_exist: objectsExist },
             };
-            await this.append(randomUUID(), new Date().toISOString(), 'outcome', { body }, 'event');
+            await this.append(recordId(), new Date().toISOString(), 'outcome', { body }, 'event');
             recovered.push({ decisionId: r.id, instance, seq: Number(r.seq), objectsExist });
           }
         } finally {
@@ -593,7 +604,7 @@ export class AuditLog {
     let b = this.buckets.get(key);
     if (!b) {
       b = {
-        id: randomUUID(),
+        id: recordId(),
         sessions: new Set(),
         body: {
           principal: s.principal.name, roles: [...s.principal.roles], database: s.database, database_user: s.databaseUser,
@@ -625,7 +636,7 @@ export class AuditLog {
       const prev = this.previousBuckets.get(key);
       if (!prev) { this.lost('read_aggregate', 'late_outcome', 1); return; }
       b = {
-        id: randomUUID(), sessions: new Set(),
+        id: recordId(), sessions: new Set(),
         body: {
           ...prev.body, count: 0, session_ids: [], sessions_total: 0, application_names: [],
           outcomes: { ok: 0, error: 0, rows: 0, duration_ms_total: 0, duration_ms_max: 0, sqlstates: {} },

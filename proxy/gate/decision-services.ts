@@ -370,17 +370,29 @@ function isChangeIndex(stmt: GatedStatement, i: number): boolean {
   return !f || isChange(f);
 }
 
+// One object per session while its fields stay the same: the audit writer serialises a session's fields once
+// per object (governance/audit/build.ts), not once per record.
+const sessions = new WeakMap<GateContext, AuditSession>();
+
 export function auditSession(ctx: GateContext): AuditSession {
-  return {
+  const last = sessions.get(ctx);
+  const effectiveRole = ctx.state.effectiveRole ?? null;
+  const applicationName = ctx.info.applicationName || null;
+  if (last && last.principal === ctx.principal && last.effectiveRole === effectiveRole && last.applicationName === applicationName
+    && last.sessionId === ctx.info.sessionId && last.databaseUser === ctx.info.user && last.database === ctx.info.database
+    && last.clientAddress === ctx.info.clientAddress && last.source === ctx.frontDoor) return last;
+  const s: AuditSession = {
     sessionId: ctx.info.sessionId,
     principal: ctx.principal,
     databaseUser: ctx.info.user,
-    effectiveRole: ctx.state.effectiveRole ?? null,
-    applicationName: ctx.info.applicationName || null,
+    effectiveRole,
+    applicationName,
     clientAddress: ctx.info.clientAddress,
     database: ctx.info.database,
     source: ctx.frontDoor,
   };
+  sessions.set(ctx, s);
+  return s;
 }
 
 // One mapping per policy decision: every execution of a prepared statement shares it (and the audit

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decisionBody, decisionText, outcomeSummary, outcomeText } from '../../governance/audit/build.js';
 import { CanonicalFragment, canonicalJson, sanitize, storableJson } from '../../governance/audit/canonical.js';
-import { AuditLog } from '../../governance/audit/log.js';
+import { AuditLog, recordId } from '../../governance/audit/log.js';
 import { AuditQuery } from '../../governance/audit/query.js';
 import type { DecisionInput, OutcomeInput, RuleVerdict } from '../../governance/audit/types.js';
 import { postgresAvailable, useTestDatabase } from '../harness/db.js';
@@ -27,6 +27,17 @@ describe('serialised parts of a decision body', () => {
     const f = CanonicalFragment.of({ b: 1, a: ['x', null] });
     expect(f.json).toBe('{"a":["x",null],"b":1}');
     expect(JSON.stringify({ f })).toBe('{"f":{"a":["x",null],"b":1}}');
+  });
+});
+
+describe('record ids', () => {
+  it('are UUIDs version 7: time first (ordered as text by millisecond), then random bits', () => {
+    const t = Date.UTC(2026, 10, 25, 12, 0, 0, 123);
+    const a = recordId(t);
+    expect(a).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(Number.parseInt(a.replace('-', '').slice(0, 12), 16)).toBe(t);
+    expect(recordId(t)).not.toBe(a);
+    expect(recordId(t + 1) > a).toBe(true);
   });
 });
 
