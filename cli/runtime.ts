@@ -130,6 +130,12 @@ export async function openGovernance(config: Config, log: Logger, opts: Governan
     approvals,
     walLsn,
     approveHint,
+    ...(catalog
+      ? {
+          catalogVersion: (database: string) => catalog.get(database)?.schemaHash ?? null,
+          catalogVersionAfterDdl: (database: string) => catalog.versionAfterDdl(database),
+        }
+      : {}),
     recordUse:
       usage && catalog
         ? (ctx, statements) => {

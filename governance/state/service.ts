@@ -59,6 +59,8 @@ interface DbState {
   ddlTimer?: NodeJS.Timeout;
   /** Fast-path refreshes since the last full read. */
   statsOnlyInARow: number;
+  /** versionAfterDdl callers: resolved by the first read that started at or after `epoch`. */
+  waiters: { readonly epoch: number; readonly resolve: (schemaHash: string | null) => void }[];
 }
 
 function metric<T>(registry: Registry, name: string, make: () => T): T {
@@ -96,7 +98,7 @@ export class CatalogState {
 
   private state(db: string): DbState {
     let s = this.dbs.get(db);
-    if (!s) this.dbs.set(db, (s = { latestEpoch: 0, epoch: 0, history: [], statsOnlyInARow: 0 }));
+    if (!s) this.dbs.set(db, (s = { latestEpoch: 0, epoch: 0, history: [], statsOnlyInARow: 0, waiters: [] }));
     return s;
   }
 
@@ -142,6 +144,28 @@ export class CatalogState {
       this.refresh(database, 'ddl').catch(() => undefined);
     }, this.opts.ddlDebounceMs ?? 200);
     s.ddlTimer.unref();
+  }
+
+  /**
+   * The schema version read by the first refresh that starts after the latest onDdl (call it right after
+   * onDdl): the catalog version after the DDL that onDdl reported. null when no such read succeeds within
+   * `timeoutMs` or the state stops.
+   */
+  versionAfterDdl(database: string, timeoutMs = 60_000): Promise<string | null> {
+    if (this.stopped) return Promise.resolve(null);
+    const s = this.state(database);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => done(null), timeoutMs);
+      timer.unref();
+      const done = (v: string | null) => {
+        clearTimeout(timer);
+        const i = s.waiters.indexOf(waiter);
+        if (i >= 0) s.waiters.splice(i, 1);
+        resolve(v);
+      };
+      const waiter = { epoch: s.epoch, resolve: done };
+      s.waiters.push(waiter);
+    });
   }
 
   /** Refreshes now (or joins the refresh queued behind the running one). Rejects when the read fails. */
@@ -191,6 +215,7 @@ export class CatalogState {
     s.latest = snap;
     s.latestEpoch = epochAtStart;
     this.remember(s, snap);
+    for (const w of s.waiters.filter((x) => x.epoch <= epochAtStart)) w.resolve(snap.schemaHash);
     if (previous && previous.schemaHash !== snap.schemaHash && !ddlInBetween) {
       this.driftCounter.inc({ database });
       const event: DriftEvent = { database, detectedAt: new Date().toISOString(), reason, previous, current: snap, diff: diffSnapshots(previous, snap) };
@@ -251,6 +276,7 @@ export class CatalogState {
     const running: Promise<unknown>[] = [];
     for (const s of this.dbs.values()) {
       if (s.ddlTimer) clearTimeout(s.ddlTimer);
+      for (const w of [...s.waiters]) w.resolve(null);
       if (s.running) running.push(s.running.catch(() => undefined));
       if (s.queued) running.push(s.queued.promise.catch(() => undefined));
     }

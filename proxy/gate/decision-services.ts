@@ -20,6 +20,10 @@ export interface DecisionDeps {
   readonly onDdlForwarded?: (ctx: GateContext, stmt: GatedStatement) => void;
   readonly recordUse?: (ctx: GateContext, statements: readonly StatementFacts[]) => void;
   readonly prepareState?: GateServices['prepareState'];
+  /** The schema version of the database's current catalog snapshot (governance/state), for DDL records. */
+  readonly catalogVersion?: (database: string) => string | null;
+  /** The schema version after DDL this session just reported done (CatalogState.versionAfterDdl). */
+  readonly catalogVersionAfterDdl?: (database: string) => Promise<string | null>;
 }
 
 const FORWARD: GateVerdict = { action: 'forward' };
@@ -40,6 +44,8 @@ interface TxAudit {
  */
 export class DecisionServices implements GateServices {
   /** Audit receipts of forwarded statements, per statement of the string, for their outcomes. */
+  /** Outcomes of DDL waiting for the catalog version after it (onDdlDone), per session. */
+  private readonly ddlOutcomes = new WeakMap<GateContext, { readonly promise: Promise<string | null>; readonly resolve: (catalogVersionAfter: string | null) => void }>();
   private readonly receipts = new WeakMap<GatedStatement, Promise<DecisionReceipt | undefined>[]>();
   private readonly transactions = new WeakMap<GateContext, TxAudit>();
   private lsnInFlight: Promise<string | null> | undefined;
@@ -288,7 +294,8 @@ export class DecisionServices implements GateServices {
       // Real-state facts the policy used for this statement (governance/state): kept in its record.
       const impact = stmt.impact?.[i];
       const input = { session, sql: f?.text ?? stmt.sql, facts: f, rules, decision, approvals, walLsn };
-      const p = audit.recordDecision(impact ? { ...input, impact, catalogVersionBefore: impact.schema_hash } : input, opts);
+      const before = impact?.schema_hash ?? (f?.kind === 'ddl' ? this.deps.catalogVersion?.(ctx.info.database) : undefined);
+      const p = audit.recordDecision(impact ? { ...input, impact, catalogVersionBefore: before } : before ? { ...input, catalogVersionBefore: before } : input, opts);
       if (forwarded) return p;
       // Refused statements run nothing: their records never hold the client up.
       p.catch((err: unknown) => ctx.log.warn({ err }, 'audit: could not record a refusal'));
@@ -301,17 +308,36 @@ export class DecisionServices implements GateServices {
     const receipts = this.receipts.get(o.stmt);
     if (!audit || !receipts) return;
     const session = auditSession(ctx);
-    const record = (receipt: DecisionReceipt, i: number) => {
+    const write = (receipt: DecisionReceipt, i: number, catalogVersionAfter?: string | null) => {
       // Statements of a string answer in order; the first error ends the string.
       const tag = o.commandTags[i];
       const failed = tag === undefined && o.error;
+      const after = catalogVersionAfter === undefined ? {} : { catalogVersionAfter };
       audit.recordOutcome(
         receipt,
         failed
-          ? { status: 'error', sqlstate: o.error.sqlstate, message: o.error.message, durationMs: o.durationMs }
-          : { status: tag === undefined ? 'error' : 'ok', commandTag: tag ?? null, rows: rowsOf(tag), durationMs: o.durationMs, sqlstate: tag === undefined ? 'XX000' : null, message: tag === undefined ? 'not executed: an earlier statement of the string failed' : null },
+          ? { status: 'error', sqlstate: o.error.sqlstate, message: o.error.message, durationMs: o.durationMs, ...after }
+          : { status: tag === undefined ? 'error' : 'ok', commandTag: tag ?? null, rows: rowsOf(tag), durationMs: o.durationMs, sqlstate: tag === undefined ? 'XX000' : null, message: tag === undefined ? 'not executed: an earlier statement of the string failed' : null, ...after },
         session,
       );
+    };
+    // DDL: the outcome carries the catalog version after it, known once its transaction has ended and the
+    // catalog was read again (onDdlDone); until then it waits here.
+    const facts = o.stmt.analysis.ok ? o.stmt.analysis.statements : [];
+    const waitsForCatalog = this.deps.catalogVersionAfterDdl !== undefined && facts.some((f) => f.kind === 'ddl');
+    let versionAfter: Promise<string | null> | undefined;
+    if (waitsForCatalog) {
+      let slot = this.ddlOutcomes.get(ctx);
+      if (!slot) {
+        let resolve!: (v: string | null) => void;
+        const promise = new Promise<string | null>((r) => (resolve = r));
+        this.ddlOutcomes.set(ctx, (slot = { promise, resolve }));
+      }
+      versionAfter = slot.promise;
+    }
+    const record = (receipt: DecisionReceipt, i: number) => {
+      if (!versionAfter || facts[i]?.kind !== 'ddl') return write(receipt, i);
+      void versionAfter.then((version) => write(receipt, i, version));
     };
     receipts.forEach((p, i) => {
       p.then(
@@ -326,7 +352,17 @@ export class DecisionServices implements GateServices {
     });
   }
 
+  onDdlDone(ctx: GateContext): void {
+    const slot = this.ddlOutcomes.get(ctx);
+    if (!slot || !this.deps.catalogVersionAfterDdl) return;
+    this.ddlOutcomes.delete(ctx);
+    this.deps.catalogVersionAfterDdl(ctx.info.database).then(slot.resolve, () => slot.resolve(null));
+  }
+
   onSessionEnd(ctx: GateContext): void {
+    // DDL whose transaction never ended in this session (it was rolled back with the connection): no version after.
+    this.ddlOutcomes.get(ctx)?.resolve(null);
+    this.ddlOutcomes.delete(ctx);
     this.deps.audit?.recordSessionEnd(auditSession(ctx), { reason: 'closed' });
   }
 }

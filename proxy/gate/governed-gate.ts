@@ -53,6 +53,8 @@ export interface GateServices {
   /** A statement was refused because the session's expected schema is stale. */
   onStale?(ctx: GateContext, sql: string, detail: string): void;
   onSessionEnd?(ctx: GateContext): void;
+  /** DDL this session forwarded has taken effect (autocommit) or its transaction ended (after onOutcome of it). */
+  onDdlDone?(ctx: GateContext): void;
 }
 
 export interface PreparedState {
@@ -509,10 +511,18 @@ export class GovernedGate implements SessionGate {
       this.lastStatus = buf[start + 5]!;
       if (this.lastStatus === TxStatus.Idle) this.epoch++;
     }
-    if (this.ddlPending && type === Backend.ReadyForQuery && buf[start + 5] === TxStatus.Idle) {
-      this.ddlPending = false;
-      this.deps.onDdlDone?.(this.ctx);
-    }
+    this.followServerMessage(type, buf, start, end);
+    // After the outcomes of this ReadyForQuery: the DDL's outcome waits for the catalog version after it.
+    if (this.ddlPending && type === Backend.ReadyForQuery && buf[start + 5] === TxStatus.Idle) this.ddlDone();
+  }
+
+  private ddlDone(): void {
+    this.ddlPending = false;
+    this.deps.onDdlDone?.(this.ctx);
+    this.deps.services?.onDdlDone?.(this.ctx);
+  }
+
+  private followServerMessage(type: number, buf: Buffer, start: number, end: number): void {
     const head = this.inFlight[0];
     if (!head) return;
     if (type === Backend.CommandComplete) {
@@ -539,11 +549,6 @@ export class GovernedGate implements SessionGate {
    * extended statement at the Sync's. Front doors without a wire (MCP) call it with the result.
    */
   completeOutcomes(result?: { commandTags: readonly string[]; error?: { sqlstate: string; message: string } }): void {
-    // Front doors without a wire run each string on its own autocommit connection: done means visible.
-    if (result && this.ddlPending) {
-      this.ddlPending = false;
-      this.deps.onDdlDone?.(this.ctx);
-    }
     const done = this.inFlight.splice(0, this.inFlight.length);
     const now = performance.now();
     for (const f of done) {
@@ -551,6 +556,8 @@ export class GovernedGate implements SessionGate {
       const error = result ? result.error : f.error;
       this.deps.services?.onOutcome?.(this.ctx, { stmt: f.stmt, commandTags: tags, error, durationMs: now - f.started });
     }
+    // Front doors without a wire run each string on its own autocommit connection: done means visible.
+    if (result && this.ddlPending) this.ddlDone();
   }
 
   /** A valid CancelRequest for this session: a statement waiting for approval stops waiting. */

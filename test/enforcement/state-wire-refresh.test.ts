@@ -80,6 +80,42 @@ describe.skipIf(!postgresAvailable())('catalog snapshot refresh after DDL throug
     expect(await metricValue('pgairlock_schema_drift_total', { database: db.name })).toBe(drift);
   });
 
+  it('audits DDL with the catalog version before it (decision) and after it (outcome), also after a COMMIT', async () => {
+    type Row = { kind: string; body: { sql?: string; catalog_version_before?: string | null; catalog_version_after?: string | null } };
+    const recordsOf = async (sql: string) => {
+      for (const end = Date.now() + 15_000; ; ) {
+        const { rows } = await db.query<Row>(
+          `SELECT d.body AS decision, o.body AS outcome FROM pgairlock.audit_log d
+             LEFT JOIN pgairlock.audit_log o ON o.kind = 'outcome' AND o.decision_id = d.id
+            WHERE d.kind = 'decision' AND d.body->>'sql' = $1`,
+          [sql],
+        );
+        const r = rows[0] as unknown as { decision: Row['body']; outcome: Row['body'] | null } | undefined;
+        if (r?.outcome || Date.now() > end) return r ?? expect.unreachable(`no decision record for ${sql}`);
+        await new Promise((res) => setTimeout(res, 100));
+      }
+    };
+    const before = await rt.runtime.governance.catalog!.current(db.name);
+    const autocommit = 'CREATE TABLE sprockets (id int PRIMARY KEY)';
+    await c.query(autocommit);
+    const a = await recordsOf(autocommit);
+    expect(a.decision.catalog_version_before).toBe(before.schemaHash);
+    const afterA = await until('sprockets in the snapshot', () => (table(snap(), 'sprockets') ? snap() : undefined));
+    expect(a.outcome?.catalog_version_after).toBe(afterA.schemaHash);
+    expect(a.outcome?.catalog_version_after).not.toBe(before.schemaHash);
+
+    // In a transaction block the version after is the one read once the transaction committed.
+    const inTx = 'ALTER TABLE sprockets ADD COLUMN teeth int';
+    await c.query('BEGIN');
+    await c.query(inTx);
+    await c.query('COMMIT');
+    const t = await recordsOf(inTx);
+    expect(t.decision.catalog_version_before).toBe(afterA.schemaHash);
+    const afterT = await until('the teeth column', () => (table(snap(), 'sprockets')?.columns.some((col) => col.name === 'teeth') ? snap() : undefined));
+    expect(t.outcome?.catalog_version_after).toBe(afterT.schemaHash);
+    expect(afterT.schemaHash).not.toBe(afterA.schemaHash);
+  });
+
   it('judges a later expect_schema against the refreshed state', async () => {
     const live = snap()!;
     const oldHash = rt.runtime.governance.catalog!.findVersion(db.name, live.schemaHash) ? live.schemaHash : '';
