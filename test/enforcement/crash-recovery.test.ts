@@ -48,18 +48,18 @@ describe.skipIf(!postgresAvailable())('crash of the proxy process mid-load', () 
     tmp.remove();
   });
 
-  it('every change that reached PostgreSQL has its decision record, and the chain verifies after restart', async () => {
-    await db.query('CREATE TABLE crash_t(i int primary key)');
+  /** A `pgairlock start` process auditing into this test's database, and four connected writers through it. */
+  async function startWithWriters(fileName: string, instance: string): Promise<{ file: string; clients: pg.Client[] }> {
     const port = await freePort();
     const upstream = new URL(ADMIN_DATABASE_URL);
     upstream.searchParams.set('sslmode', 'disable');
-    const file = path.join(tmp.dir, 'pgairlock.yaml');
+    const file = path.join(tmp.dir, fileName);
     writeFileSync(
       file,
       toYaml({
         listen: `127.0.0.1:${port}`,
         upstream: { url: upstream.toString() },
-        instance: 'crash-test',
+        instance,
         audit: { database_url: urlWithDatabase(ADMIN_DATABASE_URL, db.name) },
         mcp: { enabled: false },
         state: { enabled: false },
@@ -76,6 +76,12 @@ describe.skipIf(!postgresAvailable())('crash of the proxy process mid-load', () 
         return c;
       }),
     );
+    return { file, clients };
+  }
+
+  it('every change that reached PostgreSQL has its decision record, and the chain verifies after restart', async () => {
+    await db.query('CREATE TABLE crash_t(i int primary key)');
+    const { file, clients } = await startWithWriters('pgairlock.yaml', 'crash-test');
     // Four writers insert distinct rows until the proxy dies under them (bounded: 2,000 rows).
     const writers = clients.map(async (c, w) => {
       for (let i = 0; i < 500; i++) {
@@ -89,7 +95,7 @@ describe.skipIf(!postgresAvailable())('crash of the proxy process mid-load', () 
     await new Promise((r) => setTimeout(r, 1500));
     // Listen before killing: 'exit' may fire while the writers settle (a listener added later would wait forever).
     const killed = new Promise((r) => child!.once('exit', r));
-    child.kill('SIGKILL');
+    child!.kill('SIGKILL');
     await Promise.all(writers);
     await killed;
 
@@ -126,32 +132,7 @@ describe.skipIf(!postgresAvailable())('crash of the proxy process mid-load', () 
       await exited;
     }
     await db.query('CREATE TABLE crash_tx(i int primary key)');
-    const port = await freePort();
-    const upstream = new URL(ADMIN_DATABASE_URL);
-    upstream.searchParams.set('sslmode', 'disable');
-    const file = path.join(tmp.dir, 'pgairlock-tx.yaml');
-    writeFileSync(
-      file,
-      toYaml({
-        listen: `127.0.0.1:${port}`,
-        upstream: { url: upstream.toString() },
-        instance: 'crash-test-tx',
-        audit: { database_url: urlWithDatabase(ADMIN_DATABASE_URL, db.name) },
-        mcp: { enabled: false },
-        state: { enabled: false },
-        principals: { map: [{ name: 'dba', roles: ['dba'], match: { users: ['postgres'] } }] },
-        log: { level: 'warn' },
-      }),
-    );
-    child = await startProxyProcess(file);
-    const clients = await Promise.all(
-      [0, 1, 2, 3].map(async () => {
-        const c = new pg.Client({ connectionString: `postgres://postgres@127.0.0.1:${port}/${db.name}` });
-        c.on('error', () => undefined);
-        await c.connect();
-        return c;
-      }),
-    );
+    const { file, clients } = await startWithWriters('pgairlock-tx.yaml', 'crash-test-tx');
     // Each transaction inserts three rows; half of them as prepared statements (Bind/Execute).
     const writers = clients.map(async (c, w) => {
       for (let t = 0; t < 300; t++) {
@@ -171,7 +152,7 @@ describe.skipIf(!postgresAvailable())('crash of the proxy process mid-load', () 
     await new Promise((r) => setTimeout(r, 1500));
     // Listen before killing: 'exit' may fire while the writers settle (a listener added later would wait forever).
     const killed = new Promise((r) => child!.once('exit', r));
-    child.kill('SIGKILL');
+    child!.kill('SIGKILL');
     await Promise.all(writers);
     await killed;
 
