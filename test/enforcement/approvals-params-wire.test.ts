@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postgresAvailable, redisAvailable, urlWithDatabase, useTestDatabase } from '../harness/db.js';
 import { ADMIN_DATABASE_URL, REDIS_URL } from '../harness/env.js';
 import { startTestRuntime, type TestRuntime } from '../harness/runtime.js';
+import { refusal, type PgError } from '../harness/tools.js';
 import { uniquePrefix } from '../approvals/helpers.js';
 import type { ConfigInput } from '../../governance/config/schema.js';
 
@@ -24,18 +25,7 @@ const DBA = 'airlock_param_dba';
 const ROWS = 20_000;
 const MCP_DBA_TOKEN = 'params-dba-token-1';
 
-interface PgErr { code: string; message: string; detail?: string; hint?: string }
-
-async function refusal(p: Promise<unknown>): Promise<PgErr> {
-  try {
-    await p;
-  } catch (err) {
-    return err as PgErr;
-  }
-  throw new Error('expected a refusal');
-}
-
-const changeIdOf = (e: PgErr): string => {
+const changeIdOf = (e: PgError): string => {
   const id = /held for approval as change ([0-9A-Z]{8})/.exec(e.message)?.[1];
   if (!id) throw new Error(`no change id in: ${e.message}`);
   return id;

@@ -3,6 +3,7 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postgresAvailable, useTestDatabase } from '../harness/db.js';
 import { startTestRuntime, type TestRuntime } from '../harness/runtime.js';
+import { refusal } from '../harness/tools.js';
 
 /**
  * Enforcement semantics on the wire (issue 4): what a refused statement looks like to a real
@@ -17,23 +18,6 @@ const PRINCIPALS = {
     { name: 'agent:{user}', roles: ['agent'], match: { users: [AGENT] } },
   ],
 };
-
-interface PgErr {
-  code: string;
-  message: string;
-  detail?: string;
-  hint?: string;
-  position?: string;
-}
-
-async function failure(p: Promise<unknown>): Promise<PgErr> {
-  try {
-    await p;
-  } catch (err) {
-    return err as PgErr;
-  }
-  throw new Error('expected the statement to be refused');
-}
 
 describe.skipIf(!postgresAvailable())('enforcement semantics', () => {
   let rt: TestRuntime;
@@ -55,7 +39,7 @@ describe.skipIf(!postgresAvailable())('enforcement semantics', () => {
   const count = async () => (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM t')).rows[0]?.n;
 
   it('refuses with SQLSTATE, a message naming the rule, DETAIL, HINT and position; the session stays usable', async () => {
-    const e = await failure(agent.query('SELECT 1; CREATE INDEX t_v ON t (v)'));
+    const e = await refusal(agent.query('SELECT 1; CREATE INDEX t_v ON t (v)'));
     expect(e.code).toBe('42501');
     expect(e.message).toContain('blocking-index-build-denied');
     expect(e.detail).toContain('create-index-without-concurrently');
@@ -67,7 +51,7 @@ describe.skipIf(!postgresAvailable())('enforcement semantics', () => {
   });
 
   it('a refusal outside a transaction leaves none open', async () => {
-    await failure(agent.query('DROP TABLE t'));
+    await refusal(agent.query('DROP TABLE t'));
     const r = await agent.query('SELECT txid_current_if_assigned() IS NULL AS none, now() = statement_timestamp() AS fresh');
     expect(r.rows[0]).toEqual({ none: true, fresh: true });
   });
@@ -75,9 +59,9 @@ describe.skipIf(!postgresAvailable())('enforcement semantics', () => {
   it('inside a transaction, a refusal aborts it on both sides: the server answers 25P02 next', async () => {
     await agent.query('BEGIN');
     await agent.query('UPDATE t SET v = v WHERE id = 1');
-    const e = await failure(agent.query('DROP TABLE t'));
+    const e = await refusal(agent.query('DROP TABLE t'));
     expect(e.code).toBe('42501');
-    const next = await failure(agent.query('SELECT 1'));
+    const next = await refusal(agent.query('SELECT 1'));
     expect(next.code).toBe('25P02');
     await agent.query('ROLLBACK');
     expect((await agent.query('SELECT 1 AS one')).rows[0].one).toBe(1);
@@ -85,7 +69,7 @@ describe.skipIf(!postgresAvailable())('enforcement semantics', () => {
   });
 
   it('one refused statement refuses the whole multi-statement string (nothing of it runs)', async () => {
-    const e = await failure(agent.query("UPDATE t SET v = 'changed' WHERE id = 2; DELETE FROM t"));
+    const e = await refusal(agent.query("UPDATE t SET v = 'changed' WHERE id = 2; DELETE FROM t"));
     expect(e.message).toMatch(/held for approval|denied/);
     const r = await db.query<{ v: string }>('SELECT v FROM t WHERE id = 2');
     expect(r.rows[0]?.v).toBe('v2');
@@ -93,7 +77,7 @@ describe.skipIf(!postgresAvailable())('enforcement semantics', () => {
   });
 
   it('extended protocol: refused at Parse, messages skipped to Sync, the next query works', async () => {
-    const e = await failure(agent.query({ text: 'TRUNCATE t', queryMode: 'extended' } as pg.QueryConfig));
+    const e = await refusal(agent.query({ text: 'TRUNCATE t', queryMode: 'extended' } as pg.QueryConfig));
     expect(e.code).toBe('42501');
     expect(await count()).toBe(20);
     const r = await agent.query({ text: 'SELECT v FROM t WHERE id = $1', values: [3] });
@@ -120,7 +104,7 @@ describe.skipIf(!postgresAvailable())('enforcement semantics', () => {
   });
 
   it('PREPARE then EXECUTE is judged by what it runs', async () => {
-    const e = await failure(agent.query('PREPARE wipe AS DELETE FROM t'));
+    const e = await refusal(agent.query('PREPARE wipe AS DELETE FROM t'));
     expect(e.code).toBe('42501');
     // A harmless PREPARE passes, and its EXECUTE is allowed.
     await agent.query('PREPARE one_row(int) AS SELECT v FROM t WHERE id = $1');
@@ -132,7 +116,7 @@ describe.skipIf(!postgresAvailable())('enforcement semantics', () => {
     const q = { name: 'by_id', text: 'SELECT v FROM t WHERE id = $1', values: [6] };
     expect((await agent.query(q)).rows[0].v).toBe('v6');
     expect((await agent.query({ ...q, values: [7] })).rows[0].v).toBe('v7');
-    const e = await failure(agent.query({ name: 'wipe_all', text: 'DELETE FROM t', values: [] }));
+    const e = await refusal(agent.query({ name: 'wipe_all', text: 'DELETE FROM t', values: [] }));
     expect(e.code).toBe('42501');
     expect(await count()).toBe(20);
   });
@@ -154,27 +138,27 @@ describe.skipIf(!postgresAvailable())('enforcement semantics', () => {
 
   it('refuses a statement over analyzer.max_statement_bytes before parsing it (54000), session usable', async () => {
     const big = `SELECT 1 /* ${'x'.repeat(1024 * 1024 + 10)} */`;
-    const e = await failure(agent.query(big));
+    const e = await refusal(agent.query(big));
     expect(e.code).toBe('54000');
     expect(e.message).toContain('max_statement_bytes');
     expect((await agent.query('SELECT 2 AS two')).rows[0].two).toBe(2);
   });
 
   it('SET ROLE is privileged and refused for agents', async () => {
-    const e = await failure(agent.query('SET ROLE postgres'));
+    const e = await refusal(agent.query('SET ROLE postgres'));
     expect(e.code).toBe('42501');
     expect((await agent.query('SELECT current_user AS u')).rows[0].u).toBe(AGENT);
   });
 
   it("pgairlock's own schema can be neither read nor written, whatever the policy says", async () => {
-    const e = await failure(agent.query('SELECT * FROM pgairlock.audit_log LIMIT 1'));
+    const e = await refusal(agent.query('SELECT * FROM pgairlock.audit_log LIMIT 1'));
     expect(e.message).toContain('builtin-protect-pgairlock-schema');
-    const viaPath = await failure(agent.query('SET search_path = pgairlock, public; SELECT * FROM audit_log'));
+    const viaPath = await refusal(agent.query('SET search_path = pgairlock, public; SELECT * FROM audit_log'));
     expect(viaPath.code).toBe('42501');
     const dba = new pg.Client({ connectionString: rt.url(db.name, 'postgres') });
     await dba.connect();
     try {
-      const d = await failure(dba.query('SELECT count(*) FROM pgairlock.audit_log'));
+      const d = await refusal(dba.query('SELECT count(*) FROM pgairlock.audit_log'));
       expect(d.message).toContain('builtin-protect-pgairlock-schema');
     } finally {
       await dba.end();
@@ -182,14 +166,14 @@ describe.skipIf(!postgresAvailable())('enforcement semantics', () => {
   });
 
   it('SQL the parser rejects is refused for agents with the parser message and position', async () => {
-    const e = await failure(agent.query('SELEC v FROM t'));
+    const e = await refusal(agent.query('SELEC v FROM t'));
     expect(e.code).toBe('42601');
     expect(e.message).toContain('syntax error');
     expect(Number(e.position)).toBe(1);
   });
 
   it('COPY FROM STDIN is a write to the table named; COPY PROGRAM is privileged', async () => {
-    const e = await failure(agent.query("COPY t FROM PROGRAM 'echo 99,x' WITH (FORMAT csv)"));
+    const e = await refusal(agent.query("COPY t FROM PROGRAM 'echo 99,x' WITH (FORMAT csv)"));
     expect(e.code).toBe('42501');
     expect(e.detail).toMatch(/PROGRAM|privileged/i);
   });

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postgresAvailable, urlWithDatabase, useTestDatabase } from '../harness/db.js';
 import { ADMIN_DATABASE_URL } from '../harness/env.js';
 import { startTestRuntime, type TestRuntime } from '../harness/runtime.js';
+import { refusal } from '../harness/tools.js';
 
 /**
  * The planner's row estimate on the wire (issue 7): a rule with `state.min_estimated_rows` makes pgairlock run
@@ -12,17 +13,6 @@ import { startTestRuntime, type TestRuntime } from '../harness/runtime.js';
  */
 const db = useTestDatabase();
 const ROWS = 20_000;
-
-interface PgErr { code: string; message: string; detail?: string; hint?: string }
-
-async function refusal(run: () => Promise<unknown>): Promise<PgErr> {
-  try {
-    await run();
-  } catch (err) {
-    return err as PgErr;
-  }
-  throw new Error('expected a refusal');
-}
 
 describe.skipIf(!postgresAvailable())('planner row estimates through the proxy', () => {
   let rt: TestRuntime;
@@ -90,7 +80,7 @@ describe.skipIf(!postgresAvailable())('planner row estimates through the proxy',
     const small = await client.query(`DELETE FROM big WHERE id > ${ROWS - 10} AND id <= ${ROWS - 3}`);
     expect(small.rowCount).toBe(7);
     const before = await remaining('big');
-    const e = await refusal(() => client.query('DELETE FROM big WHERE id > 100'));
+    const e = await refusal(client.query('DELETE FROM big WHERE id > 100'));
     expect(e.code).toBe('42501');
     expect(e.message).toContain('big-delete-denied');
     expect(e.detail).toMatch(/the planner estimates \d+ rows \(at least 1000\)/);
@@ -101,7 +91,7 @@ describe.skipIf(!postgresAvailable())('planner row estimates through the proxy',
     const few = await client.query('DELETE FROM big WHERE id > $1 AND id <= $2', [ROWS - 20, ROWS - 10]);
     expect(few.rowCount).toBe(10);
     const before = await remaining('big');
-    const e = await refusal(() => client.query('DELETE FROM big WHERE id > $1', [50]));
+    const e = await refusal(client.query('DELETE FROM big WHERE id > $1', [50]));
     expect(e.code).toBe('42501');
     expect(e.detail).toMatch(/the planner estimates \d+ rows/);
     // The same named prepared statement, executed again: small runs, large is refused, small runs again.
@@ -118,7 +108,7 @@ describe.skipIf(!postgresAvailable())('planner row estimates through the proxy',
       const before = await remaining('big');
       const few = await sql`DELETE FROM big WHERE id > ${ROWS - 40} AND id <= ${ROWS - 30}`;
       expect(few.count).toBe(10);
-      const e = await refusal(() => sql`DELETE FROM big WHERE id > ${200}`);
+      const e = await refusal(sql`DELETE FROM big WHERE id > ${200}`);
       expect(e.code).toBe('42501');
       expect(e.message).toContain('big-delete-denied');
       // Prepared (postgres.js names and reuses statements): a second small run with other values.
@@ -135,7 +125,7 @@ describe.skipIf(!postgresAvailable())('planner row estimates through the proxy',
     try {
       await c.query('SET search_path = "App Data"');
       expect((await c.query('DELETE FROM items WHERE id <= 3')).rowCount).toBe(3);
-      const e = await refusal(() => c.query('DELETE FROM items WHERE id > $1', [10]));
+      const e = await refusal(c.query('DELETE FROM items WHERE id > $1', [10]));
       expect(e.code).toBe('42501');
       expect(e.detail).toMatch(/the planner estimates \d+ rows/);
     } finally {
@@ -144,7 +134,7 @@ describe.skipIf(!postgresAvailable())('planner row estimates through the proxy',
   });
 
   it('size threshold: a blocking index build is held on a table with 100k+ rows, not on a small one', async () => {
-    const e = await refusal(() => client.query('CREATE INDEX huge_v ON huge (v)'));
+    const e = await refusal(client.query('CREATE INDEX huge_v ON huge (v)'));
     expect(e.code).toBe('42501');
     expect(e.message).toContain('big-table-blocking-index-held');
     expect(e.message).toContain('held for approval');
@@ -160,9 +150,9 @@ describe.skipIf(!postgresAvailable())('planner row estimates through the proxy',
     await c.connect();
     try {
       await c.query('DELETE FROM big WHERE id = $1', [ROWS - 60]);
-      await refusal(() => c.query('DELETE FROM big WHERE id > 300'));
+      await refusal(c.query('DELETE FROM big WHERE id > 300'));
       await c.query('INSERT INTO log VALUES (3)');
-      const e = await refusal(() => c.query('ALTER TABLE shelf RENAME COLUMN v TO w'));
+      const e = await refusal(c.query('ALTER TABLE shelf RENAME COLUMN v TO w'));
       expect(e.message).toContain('ddl-on-depended-denied');
     } finally {
       await c.end();
@@ -202,14 +192,14 @@ describe.skipIf(!postgresAvailable())('planner row estimates through the proxy',
     try {
       // A temporary table exists only in the client's session: pgairlock's connection cannot plan it.
       await c.query('CREATE TEMP TABLE scratch AS SELECT generate_series(1, 5) AS id');
-      const e = await refusal(() => c.query('DELETE FROM scratch WHERE id = 1'));
+      const e = await refusal(c.query('DELETE FROM scratch WHERE id = 1'));
       expect(e.code).toBe('42501');
       expect(e.message).toContain('big-delete-denied');
       expect(e.detail).toMatch(/row estimate is unknown: EXPLAIN failed on pgairlock's service connection \(SQLSTATE 42P01\)/);
       expect(e.hint).toMatch(/EXPLAIN \(without ANALYZE\) run as pgairlock's service user/);
       expect((await c.query('SELECT count(*)::int AS n FROM scratch')).rows[0]?.n).toBe(5);
       // Same in the extended protocol, at Execute.
-      const x = await refusal(() => c.query('DELETE FROM scratch WHERE id = $1', [1]));
+      const x = await refusal(c.query('DELETE FROM scratch WHERE id = $1', [1]));
       expect(x.code).toBe('42501');
       expect(x.detail).toContain('SQLSTATE 42P01');
     } finally {

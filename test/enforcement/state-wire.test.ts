@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postgresAvailable, urlWithDatabase, useTestDatabase } from '../harness/db.js';
 import { ADMIN_DATABASE_URL } from '../harness/env.js';
 import { startTestRuntime, type TestRuntime } from '../harness/runtime.js';
+import { refusal } from '../harness/tools.js';
 
 /**
  * Real state on the wire (issue 7): usage by another application blocks a column rename, and a
@@ -11,17 +12,6 @@ import { startTestRuntime, type TestRuntime } from '../harness/runtime.js';
 const db = useTestDatabase();
 const READER = 'airlock_state_reader';
 const WRITER = 'airlock_state_writer';
-
-interface PgErr { code: string; message: string; detail?: string; hint?: string }
-
-async function refused(c: pg.Client, sql: string): Promise<PgErr> {
-  try {
-    await c.query(sql);
-  } catch (err) {
-    return err as PgErr;
-  }
-  throw new Error(`expected ${sql} to be refused`);
-}
 
 describe.skipIf(!postgresAvailable())('real state on the wire', () => {
   let rt: TestRuntime;
@@ -61,15 +51,15 @@ describe.skipIf(!postgresAvailable())('real state on the wire', () => {
     try {
       // Usage is buffered (flushed every 10 ms here) and recorded once the catalog snapshot is read: on a
       // loaded machine that can take a moment, so ask again until it is there (each ask is only refused).
-      let e = await refused(writer, 'ALTER TABLE users RENAME COLUMN email TO mail');
+      let e = await refusal(writer.query('ALTER TABLE users RENAME COLUMN email TO mail'));
       for (const until = Date.now() + 10_000; !e.message.includes('column-in-use-denied') && Date.now() < until; ) {
         await new Promise((r) => setTimeout(r, 100));
-        e = await refused(writer, 'ALTER TABLE users RENAME COLUMN email TO mail');
+        e = await refusal(writer.query('ALTER TABLE users RENAME COLUMN email TO mail'));
       }
       expect(e.message).toContain('column-in-use-denied');
       expect(`${e.detail}`).toMatch(/billing-service|airlock_state_reader/);
       // A column nobody else used is only held (agent DDL), not denied for usage.
-      const other = await refused(writer, 'ALTER TABLE users RENAME COLUMN name TO full_name');
+      const other = await refusal(writer.query('ALTER TABLE users RENAME COLUMN name TO full_name'));
       expect(other.message).not.toContain('column-in-use-denied');
     } finally {
       await writer.end();
@@ -88,7 +78,7 @@ describe.skipIf(!postgresAvailable())('real state on the wire', () => {
       await dba.query(`SET pgairlock.expect_schema = '${after.schemaHash}'`);
       // Someone changes the view directly on the server, around pgairlock.
       await db.query('CREATE OR REPLACE VIEW user_emails AS SELECT id, email, 1 AS hand_made FROM users');
-      const e = await refused(dba, 'CREATE OR REPLACE VIEW user_emails AS SELECT id, email FROM users');
+      const e = await refusal(dba.query('CREATE OR REPLACE VIEW user_emails AS SELECT id, email FROM users'));
       expect(e.code).toBe('42501');
       expect(e.message).toContain('expect_schema');
       expect(`${e.detail}`).toContain('user_emails');

@@ -104,3 +104,22 @@ export function tempDir(prefix = 'pgairlock-test-'): { dir: string; remove(): vo
   const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
+
+/** The fields of a PostgreSQL error as node-postgres and postgres.js reject with it. */
+export interface PgError {
+  code: string;
+  message: string;
+  detail?: string;
+  hint?: string;
+  position?: string;
+}
+
+/** The error a statement is refused with; throws when it succeeds (so a test cannot pass by accident). */
+export async function refusal(p: Promise<unknown>): Promise<PgError> {
+  try {
+    await p;
+  } catch (err) {
+    return err as PgError;
+  }
+  throw new Error('expected the statement to be refused');
+}
