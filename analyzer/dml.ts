@@ -6,7 +6,7 @@
  */
 import { Collector, newScope, registerDmlHandlers, type Scope } from './collector.js';
 import { qualifiedName, quoteRelation, rangeVarName } from './names.js';
-import type { StatementKind } from './types.js';
+import type { RelationName, StatementKind } from './types.js';
 
 export function withClause(c: Collector, w: any, scope: Scope): void {
   if (!w?.ctes) return;
@@ -101,6 +101,13 @@ export function insertQuery(c: Collector, n: any, parent: Scope | undefined): vo
   returning(c, n, scope);
 }
 
+/** UPDATE/DELETE that reaches every row of its target: no WHERE at all, or one that filters nothing. */
+function everyRow(c: Collector, command: 'UPDATE' | 'DELETE', verb: 'change' | 'remove', name: RelationName | undefined, where: any): void {
+  if (!name) return;
+  if (where === undefined) c.addDestructive(`${command} without WHERE ${verb}s every row of ${quoteRelation(name)}`);
+  else if (filtersNothing(where)) c.addDestructive(`${command} with a constant WHERE (no column in it, or an OR branch true for every row) may ${verb} every row of ${quoteRelation(name)}`);
+}
+
 export function updateQuery(c: Collector, n: any, parent: Scope | undefined): void {
   c.writes = true;
   const scope = newScope(parent);
@@ -114,8 +121,7 @@ export function updateQuery(c: Collector, n: any, parent: Scope | undefined): vo
     if (name && rt.name) c.column(name, 'write', rt.name);
     c.walk(rt.val, scope);
   }
-  if (n.whereClause === undefined && name) c.addDestructive(`UPDATE without WHERE changes every row of ${quoteRelation(name)}`);
-  else if (name && filtersNothing(n.whereClause)) c.addDestructive(`UPDATE with a constant WHERE (no column in it, or an OR branch true for every row) may change every row of ${quoteRelation(name)}`);
+  everyRow(c, 'UPDATE', 'change', name, n.whereClause);
   c.walk(n.whereClause, scope);
   returning(c, n, scope);
 }
@@ -127,8 +133,7 @@ export function deleteQuery(c: Collector, n: any, parent: Scope | undefined): vo
   const name = rangeVarName(n.relation);
   targetRelation(c, n.relation, scope, 'DELETE');
   c.walk(n.usingClause, scope);
-  if (n.whereClause === undefined && name) c.addDestructive(`DELETE without WHERE removes every row of ${quoteRelation(name)}`);
-  else if (name && filtersNothing(n.whereClause)) c.addDestructive(`DELETE with a constant WHERE (no column in it, or an OR branch true for every row) may remove every row of ${quoteRelation(name)}`);
+  everyRow(c, 'DELETE', 'remove', name, n.whereClause);
   c.walk(n.whereClause, scope);
   returning(c, n, scope);
 }
