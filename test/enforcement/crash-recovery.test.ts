@@ -40,13 +40,26 @@ describe.skipIf(!postgresAvailable())('crash of the proxy process mid-load', () 
   const tmp = tempDir();
   let child: ChildProcess | undefined;
   afterAll(async () => {
-    if (child && child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise((r) => child!.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-    }
+    await stop('SIGTERM');
     tmp.remove();
   });
+
+  /** Signals the proxy process if it is running and resolves once it has exited. */
+  function stop(signal: NodeJS.Signals): Promise<unknown> {
+    if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+    // Listen before signalling: 'exit' may fire while the writers settle (a listener added later would wait forever).
+    const exited = new Promise((r) => child!.once('exit', r));
+    child.kill(signal);
+    return exited;
+  }
+
+  /** Lets the writers run for 1.5 s, kills the proxy under them (SIGKILL) and waits for both to end. */
+  async function killMidLoad(writers: Promise<void>[]): Promise<void> {
+    await new Promise((r) => setTimeout(r, 1500));
+    const killed = stop('SIGKILL');
+    await Promise.all(writers);
+    await killed;
+  }
 
   /** A `pgairlock start` process auditing into this test's database, and four connected writers through it. */
   async function startWithWriters(fileName: string, instance: string): Promise<{ file: string; clients: pg.Client[] }> {
@@ -92,12 +105,7 @@ describe.skipIf(!postgresAvailable())('crash of the proxy process mid-load', () 
         }
       }
     });
-    await new Promise((r) => setTimeout(r, 1500));
-    // Listen before killing: 'exit' may fire while the writers settle (a listener added later would wait forever).
-    const killed = new Promise((r) => child!.once('exit', r));
-    child!.kill('SIGKILL');
-    await Promise.all(writers);
-    await killed;
+    await killMidLoad(writers);
 
     const inserted = (await db.query<{ i: number }>('SELECT i FROM crash_t ORDER BY i')).rows.map((r) => r.i);
     expect(inserted.length).toBeGreaterThan(0);
@@ -126,11 +134,7 @@ describe.skipIf(!postgresAvailable())('crash of the proxy process mid-load', () 
   }, 150_000); // two start-ups from source (tsx): slow on a loaded machine
 
   it('writers in transaction blocks (DML forwarded before its record, COMMIT waits): every committed row has its decision record', async () => {
-    if (child && child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise((r) => child!.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-    }
+    await stop('SIGTERM');
     await db.query('CREATE TABLE crash_tx(i int primary key)');
     const { file, clients } = await startWithWriters('pgairlock-tx.yaml', 'crash-test-tx');
     // Each transaction inserts three rows; half of them as prepared statements (Bind/Execute).
@@ -149,12 +153,7 @@ describe.skipIf(!postgresAvailable())('crash of the proxy process mid-load', () 
         }
       }
     });
-    await new Promise((r) => setTimeout(r, 1500));
-    // Listen before killing: 'exit' may fire while the writers settle (a listener added later would wait forever).
-    const killed = new Promise((r) => child!.once('exit', r));
-    child!.kill('SIGKILL');
-    await Promise.all(writers);
-    await killed;
+    await killMidLoad(writers);
 
     const inserted = (await db.query<{ i: number }>('SELECT i FROM crash_tx ORDER BY i')).rows.map((r) => r.i);
     expect(inserted.length).toBeGreaterThan(0);
