@@ -6,7 +6,7 @@ import { fingerprintSync, normalizeSync } from 'libpg-query';
 import type { RelationName, StatementFacts } from '../../analyzer/types.js';
 import { CanonicalFragment, storableJson } from './canonical.js';
 import type {
-  DecisionBody, DecisionInput, DecisionSummary, RuleVerdict, FactsSummary, OutcomeInput, OutcomeSummary, SessionInfo, SessionStartBody,
+  ApprovalRef, DecisionBody, DecisionInput, DecisionSummary, RuleVerdict, FactsSummary, OutcomeInput, OutcomeSummary, SessionInfo, SessionStartBody,
 } from './types.js';
 
 const relName = (r: RelationName): string => (r.schema ? `${r.schema}.${r.name}` : r.name);
@@ -96,6 +96,15 @@ export function sessionFields(s: SessionInfo): SessionStartBody {
 const factsParts = new WeakMap<StatementFacts, { facts: CanonicalFragment; objects: CanonicalFragment; redacted?: string }>();
 const rulesParts = new WeakMap<readonly RuleVerdict[], CanonicalFragment>();
 
+// The stored members of a decision's summary and approvals: shared by decisionBody and decisionText.
+const summaryBody = (d: DecisionSummary): DecisionSummary => ({
+  effect: d.effect, reasons: [...d.reasons], message: d.message ?? null,
+  ...(d.mode ? { mode: d.mode } : {}), ...(d.change_id ? { change_id: d.change_id } : {}),
+});
+const approvalBody = (a: ApprovalRef): ApprovalRef => ({
+  approver: a.approver, at: a.at, comment: a.comment ?? null,
+  ...(a.roles ? { roles: [...a.roles] } : {}), ...(a.change_id ? { change_id: a.change_id } : {}),
+});
 const ruleBody = (r: RuleVerdict) => ({ id: r.id, matched: r.matched, effect: r.effect ?? null, reason: r.reason, ...(r.source ? { source: r.source } : {}) });
 
 function factsPartsOf(f: StatementFacts) {
@@ -150,17 +159,8 @@ export function decisionBody(
     facts: parts ? (parts.facts as unknown as FactsSummary) : input.facts ? summarizeFacts(input.facts) : null,
     objects: parts ? (parts.objects as unknown as string[]) : objectsOf(input.facts),
     rules: opts.serialised ? (rulesPart(input.rules) as unknown as RuleVerdict[]) : input.rules.map(ruleBody),
-    decision: {
-      effect: input.decision.effect,
-      reasons: [...input.decision.reasons],
-      message: input.decision.message ?? null,
-      ...(input.decision.mode ? { mode: input.decision.mode } : {}),
-      ...(input.decision.change_id ? { change_id: input.decision.change_id } : {}),
-    },
-    approvals: (input.approvals ?? []).map((a) => ({
-      approver: a.approver, at: a.at, comment: a.comment ?? null,
-      ...(a.roles ? { roles: [...a.roles] } : {}), ...(a.change_id ? { change_id: a.change_id } : {}),
-    })),
+    decision: summaryBody(input.decision),
+    approvals: (input.approvals ?? []).map(approvalBody),
     write_ahead: opts.writeAhead,
     wal_lsn: opts.walLsn,
     catalog_version_before: input.catalogVersionBefore ?? null,
@@ -242,10 +242,7 @@ const summaryTexts = new WeakMap<DecisionSummary, string>();
 function summaryText(d: DecisionSummary): string {
   let t = summaryTexts.get(d);
   if (t === undefined) {
-    t = storableJson({
-      effect: d.effect, reasons: [...d.reasons], message: d.message ?? null,
-      ...(d.mode ? { mode: d.mode } : {}), ...(d.change_id ? { change_id: d.change_id } : {}),
-    });
+    t = storableJson(summaryBody(d));
     summaryTexts.set(d, t);
   }
   return t;
@@ -296,10 +293,7 @@ export function decisionText(input: DecisionInput, opts: { redact: boolean; writ
   const fingerprint = st.fingerprint ?? storableJson(fingerprintOf(input.sql, f));
   const s = sessionText(input.session);
   const approvals = input.approvals && input.approvals.length > 0
-    ? storableJson(input.approvals.map((a) => ({
-      approver: a.approver, at: a.at, comment: a.comment ?? null,
-      ...(a.roles ? { roles: [...a.roles] } : {}), ...(a.change_id ? { change_id: a.change_id } : {}),
-    })))
+    ? storableJson(input.approvals.map(approvalBody))
     : '[]';
   const cvb = input.catalogVersionBefore ?? null;
   const head = `{"application_name":${s.applicationName},"approvals":${approvals},"catalog_version_before":${cvb === null ? 'null' : storableJson(cvb)},`
