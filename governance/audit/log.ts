@@ -9,7 +9,7 @@
  * - Reads are group-committed (and optionally aggregated per fingerprint per interval); whether a read waits
  *   for its record depends on on_store_failure_for_reads.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { loadModule } from 'libpg-query';
 import pg from 'pg';
@@ -17,7 +17,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { configSchema } from '../config/schema.js';
 import { aggregateKey, decisionText, fingerprintOf, isChange, objectsOf, outcomeText, redactSql, sessionFields, type DecisionText } from './build.js';
-import { recordHashWithBody, sanitize, storableJson } from './canonical.js';
+import { recordHashWithBody, sanitize, sha256Hex, storableJson } from './canonical.js';
 import type { AuditConfig } from './control.js';
 import { AuditInstanceInUseError, AuditUnavailableError } from './errors.js';
 import { auditMetrics, type AuditMetrics } from './metrics.js';
@@ -529,7 +529,7 @@ export class AuditLog {
           this.metrics.written.inc({ kind: it.kind });
           if (it.rulesJson !== undefined && !this.ruleSets.has(it.rulesJson)) {
             if (this.ruleSets.size >= MAX_RULE_SETS) this.ruleSets = new Map();
-            const sha256 = createHash('sha256').update(it.rulesJson, 'utf8').digest('hex');
+            const sha256 = sha256Hex(it.rulesJson);
             // rules_ref's canonical member (keys sorted): {decision_id, sha256}.
             this.ruleSets.set(it.rulesJson, { decision_id: it.id, sha256, member: `"rules_ref":{"decision_id":${JSON.stringify(it.id)},"sha256":"${sha256}"}` });
           }
