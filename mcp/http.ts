@@ -13,8 +13,6 @@ import { parseHostPort } from '../proxy/server.js';
 import type { McpGovernance, McpIdentity } from './core.js';
 import { buildMcpServer } from './server.js';
 
-export const sha256Hex = (s: string): string => createHash('sha256').update(s).digest('hex');
-
 /** Token -> identity. Tokens are configured as sha256 hashes and compared in constant time. */
 export function tokenVerifier(config: Config, env: NodeJS.ProcessEnv = process.env): (token: string) => McpIdentity | undefined {
   const entries = config.mcp.tokens.map((t) => ({ hash: Buffer.from(t.sha256, 'hex'), t }));
