@@ -272,27 +272,24 @@ export class GovernedGate implements SessionGate {
       entry.fresh = false;
       return this.decideExecution(entry, this.portalParams.get(portal));
     }
+    let verdict: GateVerdict | Promise<GateVerdict> | undefined;
     if (entry.fresh) {
       entry.fresh = false;
-      const first = entry.readOnly ? undefined : this.deps.services?.onFirstExecute?.(this.ctx, entry.stmt);
-      const run = (v: GateVerdict | undefined): GateVerdict | undefined => {
-        if (v === undefined || v.action === 'forward') this.inFlight.push({ stmt: entry.stmt, started: performance.now(), tags: [] });
-        return v;
-      };
-      if (first instanceof Promise) return first.then((v) => run(v) ?? FORWARD);
-      return run(first);
+      verdict = entry.readOnly ? undefined : this.deps.services?.onFirstExecute?.(this.ctx, entry.stmt);
+    } else {
+      // Re-running a read changes nothing: its Parse's decision record covers every execution (the
+      // hot path of prepared workloads). Changes are governed and recorded per execution.
+      if (entry.readOnly) return undefined;
+      verdict = this.deps.services!.onDecision!(this.ctx, entry.stmt, true);
     }
-    // Re-running a read changes nothing: its Parse's decision record covers every execution (the
-    // hot path of prepared workloads). Changes are governed and recorded per execution.
-    if (entry.readOnly) return undefined;
-    const services = this.deps.services!;
-    const verdict = services.onDecision ? services.onDecision(this.ctx, entry.stmt, true) : undefined;
-    const track = (v: GateVerdict | undefined): GateVerdict | undefined => {
-      if (v === undefined || v.action === 'forward') this.inFlight.push({ stmt: entry.stmt, started: performance.now(), tags: [] });
-      return v;
-    };
-    if (verdict instanceof Promise) return verdict.then((v) => track(v) ?? FORWARD);
-    return track(verdict);
+    if (verdict instanceof Promise) return verdict.then((v) => this.trackExecution(entry.stmt, v) ?? FORWARD);
+    return this.trackExecution(entry.stmt, verdict);
+  }
+
+  /** An execution that goes ahead: its outcome is matched to its own CommandComplete (completeHead). */
+  private trackExecution(stmt: GatedStatement, verdict: GateVerdict | undefined): GateVerdict | undefined {
+    if (verdict === undefined || verdict.action === 'forward') this.inFlight.push({ stmt, started: performance.now(), tags: [] });
+    return verdict;
   }
 
   /**
@@ -438,9 +435,8 @@ export class GovernedGate implements SessionGate {
     }
     const stmt: GatedStatement = { ...entry.stmt, decision, ...(probe ? impactFor(p!, probe, statements, estimates) : {}), ...(bind ? { params: bind.bound } : {}) };
     const services = this.deps.services!;
-    const verdict = (await (services.onDecision ? services.onDecision(ctx, stmt, true) : defaultVerdict(decision))) ?? FORWARD;
-    if (verdict.action === 'forward') this.inFlight.push({ stmt, started: performance.now(), tags: [] });
-    return verdict;
+    const verdict = await (services.onDecision ? services.onDecision(ctx, stmt, true) : defaultVerdict(decision));
+    return this.trackExecution(stmt, verdict) ?? FORWARD;
   }
 
   private decideFunctionCall(oid: number): GateVerdict | Promise<GateVerdict> | undefined {
