@@ -109,17 +109,7 @@ export class DecisionServices implements GateServices {
       return undefined;
     }
     if (tx.pending.length > 0 && isBarrier(stmt)) {
-      const pending = tx.pending;
-      return Promise.all(pending).then(
-        () => {
-          if (tx.pending === pending) tx.pending = [];
-          return this.allowWriteAhead(ctx, stmt, d, approval, execution) ?? FORWARD;
-        },
-        (err: unknown) => {
-          ctx.log.warn({ err }, 'audit: refused a statement because earlier changes of its transaction could not be audited');
-          return { action: 'refuse' as const, error: transactionUnaudited(err, stmt) };
-        },
-      );
+      return this.barrier(ctx, tx, stmt, () => this.allowWriteAhead(ctx, stmt, d, approval, execution) ?? FORWARD);
     }
     return this.allowWriteAhead(ctx, stmt, d, approval, execution);
   }
@@ -129,13 +119,21 @@ export class DecisionServices implements GateServices {
     if (!this.deps.audit) return undefined;
     const tx = this.transactions.get(ctx);
     if (!tx || tx.epoch !== ctx.transactionEpoch() || tx.pending.length === 0 || !isBarrier(stmt)) return undefined;
+    return this.barrier(ctx, tx, stmt, () => FORWARD);
+  }
+
+  /** Waits for the transaction's pending records, then goes on; refuses `stmt` if one of them failed. */
+  private barrier(ctx: GateContext, tx: TxAudit, stmt: GatedStatement, then: () => GateVerdict | Promise<GateVerdict>): Promise<GateVerdict> {
     const pending = tx.pending;
     return Promise.all(pending).then(
       () => {
         if (tx.pending === pending) tx.pending = [];
-        return FORWARD;
+        return then();
       },
-      (err: unknown) => ({ action: 'refuse' as const, error: transactionUnaudited(err, stmt) }),
+      (err: unknown) => {
+        ctx.log.warn({ err }, 'audit: refused a statement because earlier changes of its transaction could not be audited');
+        return { action: 'refuse' as const, error: transactionUnaudited(err, stmt) };
+      },
     );
   }
 
