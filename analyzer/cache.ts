@@ -39,12 +39,14 @@ export interface AnalysisCacheStats {
   readonly templateHits: number;
 }
 
-interface Entry {
+interface Slots<T> {
   readonly version: number;
   /** Indexed by context bits: 1 = in a transaction block, 2 = lock_timeout set. */
-  readonly slots: Array<Analysis | undefined>;
+  readonly slots: Array<T | undefined>;
   bytes: number;
 }
+
+type Entry = Slots<Analysis>;
 
 /** The facts of one statement shape, reusable for every text with its literal key. */
 interface Template {
@@ -53,12 +55,8 @@ interface Template {
   readonly tail: string;
 }
 
-interface TemplateEntry {
-  readonly version: number;
-  /** By context bits, as Entry.slots; null: texts of this shape are not reusable (seen once, proven not). */
-  readonly slots: Array<Template | null | undefined>;
-  bytes: number;
-}
+/** Slot null: texts of this shape are not reusable (seen once, proven not). */
+type TemplateEntry = Slots<Template | null>;
 
 export const DEFAULT_CACHE_MAX_BYTES = 16 * 1024 * 1024;
 export const DEFAULT_CACHE_MAX_TEXT = 64 * 1024;
@@ -95,7 +93,7 @@ export class AnalysisCache {
     if (scan === undefined) return this.analyze(sql, opts);
     const version = opts.serverVersion ?? DEFAULT_SERVER_VERSION;
     const ctx = opts.context;
-    const bits = ctx ? (ctx.inTransactionBlock ? 1 : 0) | (ctx.lockTimeoutSet ? 2 : 0) : 0;
+    const bits = contextBits(ctx);
     const entry = this.templates.get(scan.key);
     const slot = entry !== undefined && entry.version === version ? entry.slots[bits] : undefined;
     if (slot === null) return this.analyze(sql, opts);
@@ -129,7 +127,7 @@ export class AnalysisCache {
     const version = opts.serverVersion ?? DEFAULT_SERVER_VERSION;
     const ctx = opts.context;
     if (sql.length > this.maxTextLength) return analyzeText(sql, version, ctx ?? newScriptContext(), 0);
-    const bits = ctx ? (ctx.inTransactionBlock ? 1 : 0) | (ctx.lockTimeoutSet ? 2 : 0) : 0;
+    const bits = contextBits(ctx);
     const entry = this.map.get(sql);
     const hit = entry && entry.version === version ? entry.slots[bits] : undefined;
     if (hit !== undefined && entry !== undefined) {
@@ -166,27 +164,7 @@ export class AnalysisCache {
   }
 
   private storeTemplate(key: string, version: number, bits: number, t: Template | null): void {
-    const size = t ? estimateFactsBytes(t.facts, 0) + t.tail.length * 2 : 16;
-    if (size > this.maxBytes / 4) return;
-    let entry = this.templates.get(key);
-    if (entry && entry.version !== version) {
-      this.bytes -= entry.bytes;
-      this.templates.delete(key);
-      entry = undefined;
-    }
-    if (!entry) {
-      entry = { version, slots: [undefined, undefined, undefined, undefined], bytes: KEY_OVERHEAD + key.length * 2 };
-      this.bytes += entry.bytes;
-    } else {
-      this.templates.delete(key);
-      const old = entry.slots[bits];
-      if (old !== undefined) { const ob = old ? estimateFactsBytes(old.facts, 0) + old.tail.length * 2 : 16; entry.bytes -= ob; this.bytes -= ob; }
-    }
-    this.templates.set(key, entry);
-    entry.slots[bits] = t;
-    entry.bytes += size;
-    this.bytes += size;
-    this.evict();
+    this.put(this.templates, key, version, bits, t, templateBytes);
   }
 
   private touch(sql: string, entry: Entry): void {
@@ -196,24 +174,30 @@ export class AnalysisCache {
   }
 
   private store(sql: string, version: number, bits: number, a: Analysis): void {
-    const size = estimateAnalysisBytes(a);
+    this.put(this.map, sql, version, bits, a, estimateAnalysisBytes);
+  }
+
+  /** Stores `value` in slot `bits` of `key` (most recently used), replacing an entry of another server version. */
+  private put<T>(map: Map<string, Slots<T>>, key: string, version: number, bits: number, value: T, sizeOf: (v: T) => number): void {
+    const size = sizeOf(value);
     if (size > this.maxBytes / 4) return;
-    let entry = this.map.get(sql);
+    let entry = map.get(key);
     if (entry && entry.version !== version) {
       this.bytes -= entry.bytes;
-      this.map.delete(sql);
+      map.delete(key);
       entry = undefined;
     }
     if (!entry) {
-      entry = { version, slots: [undefined, undefined, undefined, undefined], bytes: KEY_OVERHEAD + sql.length * 2 };
+      entry = { version, slots: [undefined, undefined, undefined, undefined], bytes: KEY_OVERHEAD + key.length * 2 };
       this.bytes += entry.bytes;
-      this.map.set(sql, entry);
     } else {
-      this.touch(sql, entry);
+      // Map keeps insertion order: re-inserting makes this the most recently used.
+      map.delete(key);
+      const old = entry.slots[bits];
+      if (old !== undefined) { const ob = sizeOf(old); entry.bytes -= ob; this.bytes -= ob; }
     }
-    const old = entry.slots[bits];
-    if (old !== undefined) { const ob = estimateAnalysisBytes(old); entry.bytes -= ob; this.bytes -= ob; }
-    entry.slots[bits] = a;
+    map.set(key, entry);
+    entry.slots[bits] = value;
     entry.bytes += size;
     this.bytes += size;
     this.evict();
@@ -255,6 +239,15 @@ function templateOf(
   if (locations === undefined || !literalsMatch(sql, scan, locations)) return undefined;
   if (accept !== undefined && !accept(f)) return undefined;
   return { facts: f, tail: sql.slice(f.byteEnd) };
+}
+
+/** The slot index of a context: the context state an analysis depends on. */
+function contextBits(ctx: AnalyzeOptions['context']): number {
+  return ctx ? (ctx.inTransactionBlock ? 1 : 0) | (ctx.lockTimeoutSet ? 2 : 0) : 0;
+}
+
+function templateBytes(t: Template | null): number {
+  return t ? estimateFactsBytes(t.facts, 0) + t.tail.length * 2 : 16;
 }
 
 const KEY_OVERHEAD = 120;
