@@ -97,6 +97,19 @@ export class RawConnection {
     });
   }
 
+  /** Connects and completes startup (trust auth); the startup messages are cleared, so `messages` holds only what follows. */
+  static async session(port: number, params: Record<string, string>): Promise<RawConnection> {
+    const c = await RawConnection.connect(port);
+    try {
+      await c.startup(params);
+    } catch (err) {
+      c.destroy();
+      throw err;
+    }
+    c.messages.length = 0;
+    return c;
+  }
+
   /** Starts framing typed backend messages (after a one-byte SSL answer has been consumed, if any). */
   startFraming(): void {
     this.framing = true;

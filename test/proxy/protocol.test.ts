@@ -47,12 +47,7 @@ describe.skipIf(!postgresAvailable())('wire protocol details through the proxy',
   });
   afterAll(async () => proxy?.close());
 
-  async function session(): Promise<RawConnection> {
-    const c = await RawConnection.connect(proxy.port);
-    await c.startup({ user: 'postgres', database: db.name });
-    c.messages.length = 0;
-    return c;
-  }
+  const session = (): Promise<RawConnection> => RawConnection.session(proxy.port, { user: 'postgres', database: db.name });
 
   it('pipelined extended protocol: an error skips the rest until Sync, then the next batch runs', async () => {
     const c = await session();

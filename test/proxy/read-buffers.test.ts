@@ -26,12 +26,7 @@ describe.skipIf(!postgresAvailable())('reused read buffers', () => {
   });
   afterAll(async () => proxy?.close());
 
-  async function session(): Promise<RawConnection> {
-    const c = await RawConnection.connect(proxy.port);
-    await c.startup({ user: 'postgres', database: db.name });
-    c.messages.length = 0;
-    return c;
-  }
+  const session = (): Promise<RawConnection> => RawConnection.session(proxy.port, { user: 'postgres', database: db.name });
 
   it('are in use on plain sockets (this Node version supports the onread path)', async () => {
     const c = await session();
@@ -112,10 +107,8 @@ describe.skipIf(!postgresAvailable())('reused read buffers', () => {
             : undefined,
       }),
     });
-    const c = await RawConnection.connect(gated.port);
+    const c = await RawConnection.session(gated.port, { user: 'postgres', database: db.name });
     try {
-      await c.startup({ user: 'postgres', database: db.name });
-      c.messages.length = 0;
       const n = 500;
       const pad = 'p'.repeat(16_000);
       const values = Array.from({ length: n }, (_, i) => `v${i}-${pad}`);
