@@ -3,7 +3,7 @@ import type { CallToolResult, ToolAnnotations } from '@modelcontextprotocol/sdk/
 import { stringify as toYaml } from 'yaml';
 import { z } from 'zod';
 import { CHANGE_STATUSES } from '../governance/approvals/model.js';
-import { analyzeSql, checkDrift, changeView, isApprover, listChanges, requestChange, runSql, schemaState, ToolError, type McpGovernance, type McpIdentity } from './core.js';
+import { analyzeSql, checkDrift, changeView, defaultDatabase, isApprover, listChanges, requestChange, runSql, schemaState, ToolError, type McpGovernance, type McpIdentity } from './core.js';
 
 export const MCP_TOOLS = [
   'schema_state',
@@ -208,7 +208,7 @@ export function buildMcpServer(gov: McpGovernance, id: McpIdentity): McpServer {
   if (gov.catalog) {
     const catalog = gov.catalog;
     server.registerResource('schema', 'pgairlock://schema', { title: 'Schema snapshot', description: 'The live schema snapshot of the default database (objects and version hashes)', mimeType: 'application/json' }, async (uri) => {
-      const snap = await catalog.current((await import('./core.js')).defaultDatabase(gov));
+      const snap = await catalog.current(defaultDatabase(gov));
       return { contents: [{ uri: uri.href, mimeType: 'application/json', text: JSON.stringify({ database: snap.database, schema_hash: snap.schemaHash, objects: snap.objects.map((o) => ({ key: o.key, kind: o.kind, hash: o.hash })) }, null, 2) }] };
     });
   }
