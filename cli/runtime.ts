@@ -3,7 +3,8 @@ import type { Logger } from 'pino';
 import { analyze, configureAnalysisCache, loadAnalyzer } from '../analyzer/index.js';
 import { approvalAuditEvent, createApprovalService, type ApprovalService } from '../governance/approvals/index.js';
 import { controlDatabaseUrl, instanceName } from '../governance/audit/control.js';
-import { AuditLog } from '../governance/audit/log.js';
+import type { AuditLog } from '../governance/audit/log.js';
+import { openAuditLog } from '../governance/audit/open.js';
 import { AuditQuery } from '../governance/audit/query.js';
 import type { Config } from '../governance/config/schema.js';
 import type { CompiledPolicy } from '../governance/policy/compile.js';
@@ -62,7 +63,7 @@ export async function openGovernance(config: Config, log: Logger, opts: Governan
   let auditQuery: AuditQuery | undefined;
   if (config.audit.enabled && opts.audit !== false) {
     const controlUrl = controlDatabaseUrl(config);
-    audit = await AuditLog.open({ databaseUrl: controlUrl, instance: instanceName(config), config: config.audit, logger: log });
+    audit = await openAuditLog(config, { logger: log });
     auditView = consoleAudit(controlUrl);
     auditQuery = new AuditQuery(controlUrl);
     const recovered = await audit.recoverOrphans().catch((err: unknown) => {
