@@ -1,21 +1,11 @@
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { runCli } from '../harness/proxy.js';
 
-/** The real CLI in a child process, as a user runs it (no PGAIRLOCK_CONFIG from the outside). */
-const childEnv = { ...process.env };
-delete childEnv.PGAIRLOCK_CONFIG;
-const root = resolve(import.meta.dirname, '../..');
-function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    execFile(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], { cwd: root, timeout: 60_000, env: childEnv }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : 99) : 0;
-      done({ code, stdout, stderr });
-    });
-  });
-}
+/** The real CLI in a child process, as a user runs it (no PGAIRLOCK_CONFIG from the outside: undefined drops it). */
+const cli = (...args: string[]) => runCli(args, { env: { PGAIRLOCK_CONFIG: undefined }, timeoutMs: 60_000 });
 
 const dir = mkdtempSync(join(tmpdir(), 'pgairlock-policy-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
