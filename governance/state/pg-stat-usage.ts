@@ -4,6 +4,7 @@ import { DEFAULT_SEARCH_PATH } from '../search-path.js';
 import { resolveRelation } from './deps.js';
 import { readStatementStats } from './pg-stat-statements.js';
 import type { CatalogSnapshot } from './types.js';
+import { withNested } from './usage-glue.js';
 import { usesFromRelations, type UsageIndex } from './usage.js';
 
 /**
@@ -40,12 +41,6 @@ export interface SampleResult {
   readonly reason?: string;
   /** Statements found called since the previous sample and recorded. */
   readonly recorded: number;
-}
-
-function flatten(f: StatementFacts, out: StatementFacts[] = []): StatementFacts[] {
-  out.push(f);
-  for (const n of f.nested) flatten(n, out);
-  return out;
 }
 
 export class StatementStatsSampler {
@@ -93,7 +88,7 @@ export class StatementStatsSampler {
       }
       // EXPLAIN plans without running (pgairlock's own row estimates are EXPLAINs): not a use.
       if (facts.some((f) => f.node === 'ExplainStmt')) continue;
-      const relations = facts.flatMap((f) => flatten(f)).flatMap((f) => f.relations);
+      const relations = facts.flatMap((f) => withNested(f)).flatMap((f) => f.relations);
       // Other sessions' search_path is unknown: the default one, with $user as the role.
       const uses = usesFromRelations(relations, (rel) => resolveRelation(snapshot, rel, DEFAULT_SEARCH_PATH, s.role)?.schema);
       if (uses.length === 0) continue;

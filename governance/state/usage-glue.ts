@@ -18,9 +18,10 @@ export interface StatementContext {
   readonly user?: string;
 }
 
-function flatten(f: StatementFacts): StatementFacts[] {
-  const out = [f];
-  for (const n of f.nested) out.push(...flatten(n));
+/** A statement and every statement nested in it (function bodies, DO blocks), depth first. */
+export function withNested(f: StatementFacts, out: StatementFacts[] = []): StatementFacts[] {
+  out.push(f);
+  for (const n of f.nested) withNested(n, out);
   return out;
 }
 
@@ -66,7 +67,7 @@ export function recordStatementUse(
       resolvedUses.set(rels, { snapshot: ctx.snapshot, searchPath: [...ctx.searchPath], user: ctx.user, uses });
     }
   } else {
-    uses = usesOf(ctx, statements.flatMap(flatten).flatMap((f) => f.relations));
+    uses = usesOf(ctx, statements.flatMap((f) => withNested(f)).flatMap((f) => f.relations));
   }
   if (uses.length === 0) return;
   usage.recordUse({ principal: who.principal, application: who.application, database: ctx.database, relations: uses, at });
@@ -89,7 +90,7 @@ export async function prefetchUsage(
   const out = new Map<string, RecentUser[]>();
   if (!ctx.snapshot) return out;
   const wanted = new Map<string, { schema: string; table: string; columns: Set<string>; whole: boolean }>();
-  for (const f of statements.flatMap(flatten)) {
+  for (const f of statements.flatMap((f) => withNested(f))) {
     for (const r of f.relations) {
       if (!CHANGING.has(r.role)) continue;
       const obj = resolveRelation(ctx.snapshot, r.relation, ctx.searchPath, ctx.user);
