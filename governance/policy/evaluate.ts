@@ -1,5 +1,6 @@
 import type { ParseFailure, StatementFacts } from '../../analyzer/types.js';
 import type { Principal } from '../principal.js';
+import { searchPathSchemas } from '../search-path.js';
 import type { BuiltinRule } from './builtin.js';
 import type { CompiledPolicy, CompiledRule, RuleEntry } from './compile.js';
 import { NO, UNKNOWN, YES, type Outcome } from './conditions.js';
@@ -14,7 +15,7 @@ import type {
   StatementOutcome,
   WireError,
 } from './types.js';
-import { collectUnits, expandSearchPath, type EvalEnv, type Unit } from './units.js';
+import { collectUnits, type EvalEnv, type Unit } from './units.js';
 
 /**
  * evaluate(): facts + principal + context -> Decision. Pure and synchronous; it runs on the proxy's hot path.
@@ -170,7 +171,7 @@ function buildEnv(input: EvaluationInput): EvalEnv {
     input,
     principal: input.principal,
     now: input.now,
-    searchPath: expandSearchPath(input.session?.searchPath, input.session?.user),
+    searchPath: searchPathSchemas(input.session?.searchPath, input.session?.user),
     state: input.state,
   };
 }

@@ -1,8 +1,8 @@
 import type { RelationName } from '../../analyzer/types.js';
+import { DEFAULT_SEARCH_PATH, searchPathSchemas } from '../search-path.js';
 import { dependentsOf, resolveRelation } from '../state/deps.js';
 import type { CatalogSnapshot } from '../state/types.js';
 import type { RelationState, StateFacts } from './types.js';
-import { expandSearchPath } from './units.js';
 
 /**
  * Builds StateFacts from a plain record keyed by `schema.table` (tests, `policy test` cases, and callers
@@ -12,7 +12,7 @@ export function stateFromRecord(
   relations: Readonly<Record<string, RelationState>>,
   options: { readonly drift?: boolean; readonly searchPath?: readonly string[]; readonly user?: string; readonly estimatedRows?: number } = {},
 ): StateFacts {
-  const path = expandSearchPath(options.searchPath, options.user);
+  const path = searchPathSchemas(options.searchPath, options.user);
   const est = options.estimatedRows;
   return {
     ...(options.drift !== undefined ? { drift: options.drift } : {}),
@@ -54,7 +54,7 @@ export function stateFromSnapshot(
     readonly drift?: boolean;
   } = {},
 ): StateFacts {
-  const path = options.searchPath ?? ['$user', 'public'];
+  const path = options.searchPath ?? DEFAULT_SEARCH_PATH;
   const memo = new Map<string, RelationState | null>();
   return {
     ...(options.drift !== undefined ? { drift: options.drift } : {}),

@@ -1,6 +1,5 @@
 import type { ParseFailure, RelationName, StatementFacts } from '../../analyzer/types.js';
 import type { Principal } from '../principal.js';
-import { searchPathSchemas } from '../search-path.js';
 import type { EvaluationInput, StateFacts } from './types.js';
 
 /**
@@ -24,10 +23,6 @@ export interface EvalEnv {
 
 /** search_path parsing and `$user` expansion live in one place (governance/search-path.ts). */
 export { parseSearchPath } from '../search-path.js';
-
-export function expandSearchPath(path: readonly string[] | undefined, user: string | undefined): string[] {
-  return searchPathSchemas(path, user);
-}
 
 /** Schemas an unqualified name may resolve to (never empty: falls back to public). */
 export function candidateSchemas(rel: RelationName, env: EvalEnv): readonly string[] {

@@ -1,4 +1,4 @@
-import { searchPathSchemas as expandNames } from '../search-path.js';
+import { searchPathSchemas } from '../search-path.js';
 import { runAll, runInSlices } from './slices.js';
 import type { CatalogObject, CatalogSnapshot, DependencyEdge, DependencyVia, ObjectKey, QualifiedName } from './types.js';
 
@@ -109,12 +109,7 @@ export function creationSchema(snapshot: CatalogSnapshot, searchPath: readonly s
   return searchPathSchemas(searchPath, user).find((s) => idx.byKey.has(`schema:${s}`));
 }
 
-/** search_path names (parsed: see governance/search-path.ts) as schemas: `$user` substituted, empty ones dropped. */
-export function searchPathSchemas(searchPath: readonly string[], user?: string): string[] {
-  return expandNames(searchPath, user);
-}
-
-export { parseSearchPath } from '../search-path.js';
+export { parseSearchPath, searchPathSchemas } from '../search-path.js';
 
 export function resolveFunctions(snapshot: CatalogSnapshot, fn: { readonly schema?: string; readonly name: string }, searchPath: readonly string[], user?: string): readonly CatalogObject[] {
   const idx = indexSnapshot(snapshot);
