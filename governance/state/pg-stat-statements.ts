@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { StatementFacts } from '../../analyzer/types.js';
+import { quoteIdentifier } from '../search-path.js';
 
 /**
  * Optional usage from pg_stat_statements: who ran which statements on this database, including traffic that
@@ -33,7 +34,7 @@ export async function readStatementStats(client: pg.ClientBase, limit = 500): Pr
     const res = await client.query<{ role: string; queryid: string; query: string; calls: string; rows: string; total_exec_ms: number }>(
       `SELECT s.userid::regrole::text AS role, s.queryid::text AS queryid, s.query, s.calls::text AS calls, s.rows::text AS rows,
               s.total_exec_time::float8 AS total_exec_ms
-         FROM ${quoteIdent(schema)}.pg_stat_statements s
+         FROM ${quoteIdentifier(schema)}.pg_stat_statements s
         WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
         ORDER BY s.calls DESC
         LIMIT $1`,
@@ -49,10 +50,6 @@ export async function readStatementStats(client: pg.ClientBase, limit = 500): Pr
     if (code === '55000' || code === '42501') return { available: false, reason: (err as Error).message };
     throw err;
   }
-}
-
-function quoteIdent(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
 }
 
 export interface TableUseFromStats {
