@@ -82,7 +82,7 @@ const remaining = async () => Number((await db.query<{ n: string }>('SELECT coun
 describe.skipIf(!postgresAvailable())('approvals bound to parameter values on the wire', () => {
   beforeAll(async () => {
     for (const r of [AGENT, DBA]) {
-      await db.query(`DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${r}') THEN CREATE ROLE ${r} LOGIN; END IF; END $$`);
+      await db.loginRole(r);
     }
     await db.query(`CREATE TABLE big (id int PRIMARY KEY, v int); INSERT INTO big SELECT g, g % 7 FROM generate_series(1, ${ROWS}) g; ANALYZE big;
       GRANT SELECT, DELETE ON big TO ${AGENT};

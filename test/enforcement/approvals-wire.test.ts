@@ -84,7 +84,7 @@ describe.skipIf(!postgresAvailable())('hold in wait mode on the wire', () => {
   let rt: TestRuntime;
   beforeAll(async () => {
     for (const r of [AGENT, DBA1, DBA2]) {
-      await db.query(`DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${r}') THEN CREATE ROLE ${r} LOGIN; END IF; END $$`);
+      await db.loginRole(r);
     }
     await db.query(`GRANT CREATE, USAGE ON SCHEMA public TO ${AGENT}`);
     rt = await startTestRuntime(db.name, configFor({ approvals: 1, timeout: '30s' }));

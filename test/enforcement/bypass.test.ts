@@ -79,7 +79,7 @@ describe.skipIf(!postgresAvailable())('bypass suite', () => {
   };
 
   beforeAll(async () => {
-    await db.query(`DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${AGENT}') THEN CREATE ROLE ${AGENT} LOGIN; END IF; END $$`);
+    await db.loginRole(AGENT);
     await db.query(`CREATE TABLE victim(id int primary key, v text); INSERT INTO victim SELECT g, 'v' || g FROM generate_series(1, 10) g;
       GRANT ALL ON victim TO ${AGENT}; GRANT CREATE, USAGE ON SCHEMA public TO ${AGENT};
       CREATE FUNCTION dba_made_boom() RETURNS void LANGUAGE plpgsql AS $$ BEGIN DELETE FROM victim; END $$;

@@ -28,7 +28,7 @@ async function psql(rt: TestRuntime, user: string, database: string, sql: string
 describe.skipIf(!postgresAvailable())('hold, defer and approve through the admin console', () => {
   let rt: TestRuntime;
   beforeAll(async () => {
-    await db.query(`DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'airlock_bot1') THEN CREATE ROLE airlock_bot1 LOGIN; END IF; END $$`);
+    await db.loginRole('airlock_bot1');
     await db.query(`CREATE TABLE items(id int primary key, v text); INSERT INTO items SELECT g, 'x' FROM generate_series(1,10) g; GRANT ALL ON items TO airlock_bot1`);
     rt = await startTestRuntime(db.name, { principals: PRINCIPALS });
   });

@@ -17,7 +17,7 @@ describe.skipIf(!postgresAvailable())('literal cache through the proxy', () => {
   let agent: pg.Client;
 
   beforeAll(async () => {
-    await db.query(`DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${AGENT}') THEN CREATE ROLE ${AGENT} LOGIN; END IF; END $$`);
+    await db.loginRole(AGENT);
     await db.query(`CREATE TABLE lit(id int primary key, v text); INSERT INTO lit SELECT g, 'v' || g FROM generate_series(1, 20) g;
       GRANT ALL ON lit TO ${AGENT}`);
     rt = await startTestRuntime(db.name, {

@@ -16,7 +16,7 @@ describe.skipIf(!postgresAvailable())('Redis down then up, through the proxy', (
   let rt: TestRuntime;
   let agent: pg.Client;
   beforeAll(async () => {
-    await db.query(`DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${AGENT}') THEN CREATE ROLE ${AGENT} LOGIN; END IF; END $$`);
+    await db.loginRole(AGENT);
     await db.query(`CREATE TABLE items(id int primary key); INSERT INTO items SELECT generate_series(1, 3); GRANT ALL ON items TO ${AGENT}`);
     redis = await startPrivateRedis();
     rt = await startTestRuntime(db.name, {

@@ -24,7 +24,7 @@ describe.skipIf(!postgresAvailable())('enforcement semantics', () => {
   let agent: pg.Client;
 
   beforeAll(async () => {
-    await db.query(`DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${AGENT}') THEN CREATE ROLE ${AGENT} LOGIN; END IF; END $$`);
+    await db.loginRole(AGENT);
     await db.query(`CREATE TABLE t(id int primary key, v text); INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 20) g;
       GRANT ALL ON t TO ${AGENT}; GRANT CREATE, USAGE ON SCHEMA public TO ${AGENT}`);
     rt = await startTestRuntime(db.name, { principals: PRINCIPALS });

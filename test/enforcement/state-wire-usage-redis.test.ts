@@ -22,7 +22,7 @@ describe.skipIf(!postgresAvailable() || !redisAvailable())('usage index in Redis
 
   beforeAll(async () => {
     for (const r of [READER, WRITER]) {
-      await db.query(`DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${r}') THEN CREATE ROLE ${r} LOGIN; END IF; END $$`);
+      await db.loginRole(r);
     }
     await db.query(`CREATE TABLE accounts (id int PRIMARY KEY, iban text, note text); GRANT ALL ON accounts TO ${READER}, ${WRITER}`);
     const upstream = new URL(urlWithDatabase(ADMIN_DATABASE_URL, db.name));

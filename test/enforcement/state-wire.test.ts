@@ -23,7 +23,7 @@ describe.skipIf(!postgresAvailable())('real state on the wire', () => {
 
   beforeAll(async () => {
     for (const r of [READER, WRITER]) {
-      await db.query(`DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${r}') THEN CREATE ROLE ${r} LOGIN; END IF; END $$`);
+      await db.loginRole(r);
     }
     await db.query(`CREATE TABLE users(id int primary key, email text, name text); INSERT INTO users VALUES (1, 'a@x', 'a');
       CREATE VIEW user_emails AS SELECT id, email FROM users;

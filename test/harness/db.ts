@@ -14,6 +14,8 @@ export interface TestDatabase {
   readonly url: string;
   /** Run SQL directly against the test database (bypassing pgairlock). */
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<pg.QueryResult<R>>;
+  /** Creates a LOGIN role (roles are cluster-wide, so it may exist from another file or run) unless it exists. */
+  loginRole(role: string): Promise<void>;
 }
 
 export function urlWithDatabase(url: string, database: string): string {
@@ -48,12 +50,16 @@ export function useTestDatabase(label = 't'): TestDatabase {
     await client?.end().catch(() => undefined);
     await adminQuery(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
   });
+  const query = <R extends pg.QueryResultRow>(sql: string, params?: unknown[]) => {
+    if (!client) throw new Error('test database not ready (is PostgreSQL running?)');
+    return client.query<R>(sql, params);
+  };
   return {
     name,
     url,
-    query: <R extends pg.QueryResultRow>(sql: string, params?: unknown[]) => {
-      if (!client) throw new Error('test database not ready (is PostgreSQL running?)');
-      return client.query<R>(sql, params);
+    query,
+    loginRole: async (role) => {
+      await query(`DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${role}') THEN CREATE ROLE ${role} LOGIN; END IF; END $$`);
     },
   };
 }

@@ -45,7 +45,7 @@ describe.skipIf(!postgresAvailable())('MCP over Streamable HTTP', () => {
   };
 
   beforeAll(async () => {
-    await db.query(`DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${WIRE_AGENT}') THEN CREATE ROLE ${WIRE_AGENT} LOGIN; END IF; END $$`);
+    await db.loginRole(WIRE_AGENT);
     await db.query(`CREATE TABLE accounts(id int primary key, owner text); INSERT INTO accounts SELECT g, 'o' || g FROM generate_series(1, 5) g; GRANT ALL ON accounts TO ${WIRE_AGENT}`);
     const upstream = new URL(urlWithDatabase(ADMIN_DATABASE_URL, db.name));
     upstream.searchParams.set('sslmode', 'disable');
