@@ -90,8 +90,8 @@ export class DecisionServices implements GateServices {
       this.afterForward(ctx, stmt);
       return undefined;
     }
-    const tx = this.transaction(ctx);
     if (execution && !approval && !audit.config.strict_write_ahead && ctx.inTransactionBlock() && isDeferrable(stmt)) {
+      const tx = this.transaction(ctx);
       const receipts = this.audit(ctx, stmt, summary(d), true, undefined, tx);
       this.receipts.set(stmt, receipts);
       for (const r of receipts) {
@@ -108,7 +108,8 @@ export class DecisionServices implements GateServices {
       this.afterForward(ctx, stmt);
       return undefined;
     }
-    if (tx.pending.length > 0 && isBarrier(stmt)) {
+    const tx = this.mustWait(ctx, stmt);
+    if (tx) {
       return this.barrier(ctx, tx, stmt, () => this.allowWriteAhead(ctx, stmt, d, approval, execution) ?? FORWARD);
     }
     return this.allowWriteAhead(ctx, stmt, d, approval, execution);
@@ -117,9 +118,17 @@ export class DecisionServices implements GateServices {
   /** Before the first Execute of a statement decided at its Parse: the same barrier as in allow(). */
   onFirstExecute(ctx: GateContext, stmt: GatedStatement): GateVerdict | Promise<GateVerdict> | undefined {
     if (!this.deps.audit) return undefined;
+    const tx = this.mustWait(ctx, stmt);
+    return tx ? this.barrier(ctx, tx, stmt, () => FORWARD) : undefined;
+  }
+
+  /**
+   * The session's current transaction, when it has records still pending and `stmt` must wait for them.
+   * Looked up, not created: most statements run outside any transaction with deferred records.
+   */
+  private mustWait(ctx: GateContext, stmt: GatedStatement): TxAudit | undefined {
     const tx = this.transactions.get(ctx);
-    if (!tx || tx.epoch !== ctx.transactionEpoch() || tx.pending.length === 0 || !isBarrier(stmt)) return undefined;
-    return this.barrier(ctx, tx, stmt, () => FORWARD);
+    return tx && tx.epoch === ctx.transactionEpoch() && tx.pending.length > 0 && isBarrier(stmt) ? tx : undefined;
   }
 
   /** Waits for the transaction's pending records, then goes on; refuses `stmt` if one of them failed. */
