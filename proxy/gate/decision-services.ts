@@ -313,7 +313,8 @@ export class DecisionServices implements GateServices {
   onOutcome(ctx: GateContext, o: StatementOutcomeEvent): void {
     const audit = this.deps.audit;
     const receipts = this.receipts.get(o.stmt);
-    if (!audit || !receipts) return;
+    // Re-executions covered by their Parse's record have none (allowWriteAhead): nothing to record.
+    if (!audit || !receipts || receipts.length === 0) return;
     const session = auditSession(ctx);
     const write = (receipt: DecisionReceipt, i: number, catalogVersionAfter?: string | null) => {
       // Statements of a string answer in order; the first error ends the string.
