@@ -1,6 +1,9 @@
 import { as, hasOption, isObject, list, location, names, rangeVarKey, str, walk, type Node } from './ast.js';
 import { createdEarlier, display, type RuleFamily } from './family.js';
 
+/** Statement kinds that can carry an UPDATE/DELETE/INSERT besides a SELECT with WITH (see mayHoldDml). */
+const DML_HOLDERS = ['DeleteStmt', 'UpdateStmt', 'InsertStmt', 'MergeStmt', 'ExplainStmt', 'PrepareStmt', 'CreateTableAsStmt', 'RuleStmt', 'CopyStmt', 'DeclareCursorStmt', 'CreateFunctionStmt', 'ViewStmt'];
+
 /**
  * Statements that lose data or break running clients: DROP, TRUNCATE, DELETE/UPDATE without
  * WHERE (also hidden in CTEs, EXPLAIN ANALYZE, PREPARE), renames. Objects created earlier in the
@@ -118,7 +121,7 @@ export const destructiveRules: RuleFamily = {
       strongMigrations: [],
     },
   ],
-  nodes: ['DropStmt', 'DropdbStmt', 'TruncateStmt', 'RenameStmt', 'SelectStmt', 'DeleteStmt', 'UpdateStmt', 'InsertStmt', 'MergeStmt', 'ExplainStmt', 'PrepareStmt', 'CreateTableAsStmt', 'RuleStmt', 'CopyStmt', 'DeclareCursorStmt', 'CreateFunctionStmt', 'ViewStmt'],
+  nodes: ['DropStmt', 'DropdbStmt', 'TruncateStmt', 'RenameStmt', 'SelectStmt', ...DML_HOLDERS],
   check(input, report) {
     const { stmt, context } = input;
     const drop = as(stmt, 'DropStmt');
@@ -197,8 +200,6 @@ function mayHoldDml(stmt: Node): boolean {
   for (const k of DML_HOLDERS) if (stmt[k] !== undefined) return true;
   return false;
 }
-
-const DML_HOLDERS = ['DeleteStmt', 'UpdateStmt', 'InsertStmt', 'MergeStmt', 'ExplainStmt', 'PrepareStmt', 'CreateTableAsStmt', 'RuleStmt', 'CopyStmt', 'DeclareCursorStmt', 'CreateFunctionStmt', 'ViewStmt'];
 
 /** DELETE / UPDATE without WHERE anywhere in the statement (CTEs, EXPLAIN ANALYZE, PREPARE, rules). */
 function checkDml(stmt: Node, created: ReadonlySet<string>, report: Parameters<RuleFamily['check']>[1]): void {
