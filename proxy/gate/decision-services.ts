@@ -385,9 +385,13 @@ const DML = new Set(['InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt']);
  */
 function isDeferrable(stmt: GatedStatement): boolean {
   if (!stmt.analysis.ok || stmt.analysis.statements.length === 0) return false;
-  return stmt.analysis.statements.every((f) =>
-    f.kind === 'write' && DML.has(f.node) && f.functions.length === 0 && f.opaque.length === 0 && f.privileged.length === 0
-    && f.nested.length === 0 && !f.hidden?.length && !f.execute && !f.prepare);
+  return stmt.analysis.statements.every((f) => isUndoableDml(f) && !f.execute && !f.prepare);
+}
+
+/** One statement of isDeferrable: plain DML, nothing called, opaque, privileged, nested or hidden. */
+function isUndoableDml(f: StatementFacts): boolean {
+  return f.kind === 'write' && DML.has(f.node) && f.functions.length === 0 && f.opaque.length === 0 && f.privileged.length === 0
+    && f.nested.length === 0 && !f.hidden?.length;
 }
 
 const HARMLESS_TCL = new Set(['begin', 'savepoint', 'release', 'rollback', 'rollback-to']);
@@ -403,7 +407,7 @@ function isBarrier(stmt: GatedStatement): boolean {
     if (f.kind === 'read' && f.nested.length === 0 && f.opaque.length === 0 && f.privileged.length === 0) return false;
     if (f.kind === 'session' && f.privileged.length === 0 && f.opaque.length === 0) return false;
     if (f.kind === 'tcl' && f.transaction !== undefined && HARMLESS_TCL.has(f.transaction)) return false;
-    return !(f.kind === 'write' && DML.has(f.node) && f.functions.length === 0 && f.opaque.length === 0 && f.privileged.length === 0 && f.nested.length === 0 && !f.hidden?.length);
+    return !isUndoableDml(f);
   });
 }
 
