@@ -125,6 +125,35 @@ describe.skipIf(!postgresAvailable())('reused read buffers', () => {
     }
   }, 90_000);
 
+  it('more than 1 MiB sent while a verdict is pending: kept in order, the client paused and resumed, nothing lost', async () => {
+    // The first statement waits 1.5 s for its verdict; meanwhile the client sends about 3 MiB more,
+    // past the stash limit (session.ts STASH_LIMIT), so the proxy must pause reading and resume after.
+    let settledAt = 0;
+    const gated = await startTestProxy({}, {
+      gateFor: () => ({
+        onClientMessage: (type, buf, start, end) =>
+          type === 0x51 && buf.toString('latin1', start + 5, end - 1).includes('/*hold*/')
+            ? new Promise((resolve) => setTimeout(() => { settledAt = Date.now(); resolve({ action: 'forward' }); }, 1500))
+            : undefined,
+      }),
+    });
+    const c = await RawConnection.session(gated.port, { user: 'postgres', database: db.name });
+    try {
+      const n = 200;
+      const pad = 'q'.repeat(16_000);
+      const values = Array.from({ length: n }, (_, i) => `w${i}-${pad}`);
+      c.write(Buffer.concat([queryMessage("SELECT 'first' /*hold*/"), ...values.map((v) => queryMessage(`SELECT '${v}'`))]));
+      await c.waitForMessage(() => c.messages.filter((m) => m.type === 'Z').length === n + 1 || c.messages.some((m) => m.type === 'E'), 60_000);
+      expect(settledAt).toBeGreaterThan(0);
+      expect(c.errors()).toEqual([]);
+      const got = c.messages.filter((m) => m.type === 'D').map((m) => m.body.toString('utf8', 6, 6 + m.body.readInt32BE(2)));
+      expect(got).toEqual(['first', ...values]);
+    } finally {
+      c.destroy();
+      await gated.close();
+    }
+  }, 90_000);
+
   it('release() outside the read callback: the next read goes into the new buffer and leaves the old one alone', async () => {
     const server = net.createServer({ pauseOnConnect: true });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
