@@ -181,7 +181,8 @@ export class DecisionServices implements GateServices {
     this.receipts.set(stmt, receipts);
     // Only records that recordDecision commits before resolving are worth waiting for: BEGIN, SET and the
     // like go on synchronously (unless reads must be committed too).
-    const mustCommit = this.deps.audit!.config.on_store_failure_for_reads === 'refuse' || receipts.some((_, i) => isChangeIndex(stmt, i));
+    const anyChange = receipts.some((_, i) => isChangeIndex(stmt, i));
+    const mustCommit = anyChange || this.deps.audit!.config.on_store_failure_for_reads === 'refuse';
     if (!mustCommit) {
       this.afterForward(ctx, stmt);
       return undefined;
@@ -192,7 +193,7 @@ export class DecisionServices implements GateServices {
         this.afterForward(ctx, stmt);
         return FORWARD;
       },
-      (err: unknown) => ({ action: 'refuse' as const, error: auditUnavailable(err) }),
+      (err: unknown) => ({ action: 'refuse' as const, error: auditUnavailable(err, anyChange) }),
     );
   }
 
@@ -478,12 +479,14 @@ function rowsOf(tag: string | undefined): number | null {
   return Number.isInteger(n) && last !== '' ? n : null;
 }
 
-function auditUnavailable(err: unknown): PgErrorFields {
+function auditUnavailable(err: unknown, isChange: boolean): PgErrorFields {
   const e = err as { sqlstate?: string; message?: string };
   return {
     code: e.sqlstate ?? '58000',
-    message: `pgairlock refused this change because it cannot be audited: ${e.message ?? String(err)}`,
-    hint: 'Changes need their audit record committed first (write-ahead). Check the control database (audit.database_url); reads keep working.',
+    message: `pgairlock refused this ${isChange ? 'change' : 'statement'} because it cannot be audited: ${e.message ?? String(err)}`,
+    hint: isChange
+      ? 'Changes need their audit record committed first (write-ahead). Check the control database (audit.database_url); reads keep working.'
+      : 'audit.on_store_failure_for_reads is refuse: reads need their audit record committed too. Check the control database (audit.database_url).',
   };
 }
 

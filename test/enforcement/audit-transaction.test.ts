@@ -23,6 +23,7 @@ describe.runIf(postgresAvailable())('audit: per-transaction durability through t
   let control: PrivateCluster;
   let rt: TestRuntime;
   let strict: TestRuntime;
+  let readsRefused: TestRuntime;
 
   const config = (extra: Record<string, unknown> = {}) => ({
     principals: { map: [{ name: 'dba', roles: ['dba'], match: { users: ['postgres'] } }] },
@@ -34,10 +35,12 @@ describe.runIf(postgresAvailable())('audit: per-transaction durability through t
     control = await startPrivateCluster();
     rt = await startTestRuntime(db.name, config());
     strict = await startTestRuntime(db.name, config({ strict_write_ahead: true }));
+    readsRefused = await startTestRuntime(db.name, config({ on_store_failure_for_reads: 'refuse' }));
     await db.query('CREATE TABLE tx_t (i int PRIMARY KEY, note text)');
     await db.query('CREATE SEQUENCE tx_s');
   });
   afterAll(async () => {
+    await readsRefused?.close();
     await strict?.close();
     await rt?.close();
     await control?.destroy();
@@ -194,6 +197,24 @@ describe.runIf(postgresAvailable())('audit: per-transaction durability through t
       expect((await decisions(["INSERT INTO tx_t VALUES (62, 'auto')"])).length).toBe(1);
     } finally {
       await Promise.all([c.end(), s.end()]);
+    }
+  });
+  it('(d) reads while the store is down: served by default; under on_store_failure_for_reads: refuse, refused as statements (not changes)', async () => {
+    const c = await client();
+    const r = await client(readsRefused);
+    try {
+      await control.stop();
+      try {
+        expect((await c.query('SELECT count(*)::int AS n FROM tx_t')).rows[0].n).toBeGreaterThanOrEqual(0);
+        const refused = await r.query('SELECT count(*) FROM tx_t').then(() => null, (e: pg.DatabaseError) => e);
+        expect(refused).toMatchObject({ code: '58000' });
+        expect(refused?.message).toContain('refused this statement because it cannot be audited');
+        expect(refused?.hint).toContain('on_store_failure_for_reads');
+      } finally {
+        await control.start();
+      }
+    } finally {
+      await Promise.all([c.end(), r.end()]);
     }
   });
 });
