@@ -130,6 +130,7 @@ export async function openGovernance(config: Config, log: Logger, opts: Governan
     audit,
     approvals,
     walLsn,
+    walLsnMaxAgeMs: config.audit.wal_lsn_max_age_ms,
     approveHint,
     ...(catalog
       ? {

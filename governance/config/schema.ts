@@ -136,6 +136,11 @@ export const configSchema = z.strictObject({
       write_timeout_ms: z.number().int().positive().default(2_000),
       on_store_failure_for_reads: z.enum(['serve', 'refuse']).default('serve'),
       /**
+       * A pg_current_wal_lsn() sample whose read completed at most this long ago is reused as a change's
+       * wal_lsn (read before the change is forwarded, so still before its commit). 0: a read per transaction.
+       */
+      wal_lsn_max_age_ms: z.number().int().min(0).max(60_000).default(50),
+      /**
        * true: every change's record is committed before the statement is forwarded. false (default): DML
        * inside an explicit transaction block may be forwarded first; COMMIT waits for the records (docs/audit.md).
        */

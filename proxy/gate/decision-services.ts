@@ -8,6 +8,7 @@ import type { StatementFacts } from '../../analyzer/types.js';
 import { SqlState, type PgErrorFields } from '../errors.js';
 import type { GateVerdict } from '../session.js';
 import { wireErrorToPg, type GateContext, type GatedStatement, type GateServices, type StatementOutcomeEvent } from './governed-gate.js';
+import { WalPositionSampler } from './wal-position-sampler.js';
 
 /** What the decision path can reach; each part optional (no audit configured, no approvals...). */
 export interface DecisionDeps {
@@ -15,6 +16,11 @@ export interface DecisionDeps {
   readonly approvals?: ApprovalService;
   /** pg_current_wal_lsn() of the upstream server (a separate service connection). */
   readonly walLsn?: () => Promise<string | null>;
+  /**
+   * audit.wal_lsn_max_age_ms: a position whose read completed at most this long ago is reused for a change
+   * about to be forwarded (WalPositionSampler). Default 0: a read per transaction or write-ahead change.
+   */
+  readonly walLsnMaxAgeMs?: number;
   /** How a client is told to approve a change (shown in notices and errors). */
   readonly approveHint: (changeId: string) => string;
   readonly onDdlForwarded?: (ctx: GateContext, stmt: GatedStatement) => void;
@@ -48,12 +54,17 @@ export class DecisionServices implements GateServices {
   private readonly ddlOutcomes = new WeakMap<GateContext, { readonly promise: Promise<string | null>; readonly resolve: (catalogVersionAfter: string | null) => void }>();
   private readonly receipts = new WeakMap<GatedStatement, Promise<DecisionReceipt | undefined>[]>();
   private readonly transactions = new WeakMap<GateContext, TxAudit>();
-  private lsnInFlight: Promise<string | null> | undefined;
+  /**
+   * pg_current_wal_lsn() for a change about to be forwarded: a sample at most walLsnMaxAgeMs old, read
+   * before the caller asked, or the read in flight (shared): either precedes the change's commit record.
+   */
+  private readonly walSampler?: WalPositionSampler;
 
   readonly prepareState?: GateServices['prepareState'];
 
   constructor(private readonly deps: DecisionDeps) {
     this.prepareState = deps.prepareState;
+    if (deps.walLsn) this.walSampler = new WalPositionSampler(deps.walLsn, deps.walLsnMaxAgeMs ?? 0);
   }
 
   onStale(ctx: GateContext, sql: string, detail: string): void {
@@ -156,16 +167,6 @@ export class DecisionServices implements GateServices {
     }
     return tx;
   }
-
-  /**
-   * pg_current_wal_lsn() for a change about to be forwarded. Concurrent callers share one query: a
-   * position read while the caller waited is still a position before its change.
-   */
-  private readonly walPosition = (): Promise<string | null> => {
-    const read = this.deps.walLsn!;
-    this.lsnInFlight ??= read().finally(() => { this.lsnInFlight = undefined; });
-    return this.lsnInFlight;
-  };
 
   private allowWriteAhead(ctx: GateContext, stmt: GatedStatement, d: Decision, approval?: ChangeRequest, execution = false): GateVerdict | Promise<GateVerdict> | undefined {
     const audit = this.deps.audit!;
@@ -285,7 +286,7 @@ export class DecisionServices implements GateServices {
 
   /**
    * One decision record per statement of the string (the audit splits multi-statement strings). With `tx`,
-   * the records are written in the background (durability 'before-commit') and the WAL position is read
+   * the records are written in the background (durability 'before-commit') and the WAL position is taken
    * once per transaction, before its first such change is forwarded.
    */
   private audit(ctx: GateContext, stmt: GatedStatement, decision: DecisionSummary, forwarded: boolean, approval?: ChangeRequest, tx?: TxAudit): Promise<DecisionReceipt | undefined>[] {
@@ -294,8 +295,9 @@ export class DecisionServices implements GateServices {
     const session = auditSession(ctx);
     const { rules } = auditDecision(stmt.decision);
     const approvals = approval ? approvalRefs(approval) : undefined;
+    const sampler = this.walSampler;
     let walLsn: (() => Promise<string | null>) | undefined;
-    if (forwarded && this.deps.walLsn) walLsn = tx ? () => (tx.lsn ??= this.walPosition()) : this.walPosition;
+    if (forwarded && sampler) walLsn = tx ? () => (tx.lsn ??= sampler.position()) : sampler.position;
     const opts = tx ? { durability: 'before-commit' as const } : {};
     const facts: (StatementFacts | null)[] = stmt.analysis.ok ? [...stmt.analysis.statements] : [null];
     return facts.map((f, i) => {

@@ -24,6 +24,8 @@ describe.runIf(postgresAvailable())('audit: per-transaction durability through t
   let rt: TestRuntime;
   let strict: TestRuntime;
   let readsRefused: TestRuntime;
+  let sampledLong: TestRuntime;
+  let unsampled: TestRuntime;
 
   const config = (extra: Record<string, unknown> = {}) => ({
     principals: { map: [{ name: 'dba', roles: ['dba'], match: { users: ['postgres'] } }] },
@@ -36,10 +38,14 @@ describe.runIf(postgresAvailable())('audit: per-transaction durability through t
     rt = await startTestRuntime(db.name, config());
     strict = await startTestRuntime(db.name, config({ strict_write_ahead: true }));
     readsRefused = await startTestRuntime(db.name, config({ on_store_failure_for_reads: 'refuse' }));
+    sampledLong = await startTestRuntime(db.name, config({ wal_lsn_max_age_ms: 60_000 }));
+    unsampled = await startTestRuntime(db.name, config({ wal_lsn_max_age_ms: 0 }));
     await db.query('CREATE TABLE tx_t (i int PRIMARY KEY, note text)');
     await db.query('CREATE SEQUENCE tx_s');
   });
   afterAll(async () => {
+    await unsampled?.close();
+    await sampledLong?.close();
     await readsRefused?.close();
     await strict?.close();
     await rt?.close();
@@ -215,6 +221,66 @@ describe.runIf(postgresAvailable())('audit: per-transaction durability through t
       }
     } finally {
       await Promise.all([c.end(), r.end()]);
+    }
+  });
+
+  it('(e) wal_lsn is a sample at most audit.wal_lsn_max_age_ms old, always before the change\'s commit record (0: a read per transaction)', async () => {
+    const lsn = (s: string) => { const [hi, lo] = s.split('/'); return (BigInt(`0x${hi}`) << 32n) + BigInt(`0x${lo}`); };
+    const flushed = async () => (await db.query<{ l: string }>('SELECT pg_current_wal_flush_lsn()::text AS l')).rows[0]!.l;
+    await db.query('CREATE EXTENSION IF NOT EXISTS pg_walinspect');
+    /**
+     * Two transactions in quick succession, then an autocommit change. For each: its record's wal_lsn, the
+     * upstream position read after its commit, and the WAL between them, which must hold its commit record.
+     */
+    async function burst(target: TestRuntime, base: number): Promise<{ recs: Decision[]; after: string[] }> {
+      const c = await client(target);
+      const sqls: string[] = [];
+      const after: string[] = [];
+      try {
+        for (const i of [base, base + 1]) {
+          const sql = `INSERT INTO tx_t VALUES (${i}, 'lsn')`;
+          sqls.push(sql);
+          await c.query('BEGIN');
+          await c.query(sql);
+          await c.query('COMMIT');
+          after.push(await flushed());
+        }
+        const auto = `INSERT INTO tx_t VALUES (${base + 2}, 'lsn')`;
+        sqls.push(auto);
+        await c.query(auto);
+        after.push(await flushed());
+      } finally {
+        await c.end();
+      }
+      const recs = await decisions(sqls);
+      expect(recs.map((r) => r.sql)).toEqual(sqls);
+      for (const [k, r] of recs.entries()) {
+        expect(r.wal_lsn).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/);
+        expect(lsn(r.wal_lsn!)).toBeLessThanOrEqual(lsn(after[k]!));
+        // A restore point before the change: its transaction's commit record comes after wal_lsn. (Deferred
+        // DML does not wait for the read, so only the commit is ordered after it; the autocommit INSERT is.)
+        const found = await db.query<{ record_type: string }>(
+          `SELECT w.record_type FROM pg_get_wal_records_info($1::pg_lsn, $2::pg_lsn) w
+             WHERE w.xid::text = (SELECT xmin::text FROM tx_t WHERE i = $3) AND w.record_type IN ('COMMIT', 'INSERT', 'INSERT+INIT')`,
+          [r.wal_lsn, after[k], base + k]);
+        const types = found.rows.map((x) => x.record_type);
+        expect(types).toContain('COMMIT');
+        if (k === 2) expect(types.some((t) => t.startsWith('INSERT'))).toBe(true);
+      }
+      return { recs, after };
+    }
+
+    // The default (50 ms): the two transactions may share a position; each is still before its commit.
+    await burst(rt, 70);
+    // A long max age: the sample read for the first transaction is reused for the second and the autocommit change.
+    const long = await burst(sampledLong, 73);
+    expect(new Set(long.recs.map((r) => r.wal_lsn)).size).toBe(1);
+    // 0: a read per transaction, as before sampling: each change after a committed one has a later position,
+    // read after that commit.
+    const fresh = await burst(unsampled, 76);
+    for (const k of [1, 2]) {
+      expect(lsn(fresh.recs[k]!.wal_lsn!)).toBeGreaterThan(lsn(fresh.recs[k - 1]!.wal_lsn!));
+      expect(lsn(fresh.recs[k]!.wal_lsn!)).toBeGreaterThanOrEqual(lsn(fresh.after[k - 1]!));
     }
   });
 });
