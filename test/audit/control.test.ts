@@ -27,7 +27,7 @@ describe('control database and instance resolution', () => {
     expect(parseConfig({}).audit).toEqual({
       enabled: true, migrate: true, redact_literals: false, connect_timeout_ms: 2000, write_timeout_ms: 2000,
       on_store_failure_for_reads: 'serve', strict_write_ahead: false, reads: { group_commit_ms: 10, max_batch: 500, aggregate: false, aggregate_interval_ms: 10_000 },
-      max_queue: 100_000, mirror_to_log: false,
+      max_queue: 100_000, mirror_to_log: false, wal_lsn_max_age_ms: 50,
     });
     expect(() => parseConfig({ audit: { on_store_failure_for_reads: 'maybe' } })).toThrow(/audit.on_store_failure_for_reads/);
   });
