@@ -103,6 +103,11 @@ const SCRAM_PLUS = 'SCRAM-SHA-256-PLUS';
  * pkt_buf is 4 KiB.
  */
 const READ_BUFFER_BYTES = 16 * 1024;
+/**
+ * How long messages queued ahead of a message with an asynchronous verdict may wait to share its write
+ * (drainClient). Short enough that no earlier statement is noticeably held back by a later one's verdict.
+ */
+const HOLD_QUEUED_MS = 5;
 /** Client bytes kept while an asynchronous verdict is pending before the client is paused (session.stashClientBytes). */
 const STASH_LIMIT = 1024 * 1024;
 
@@ -395,10 +400,17 @@ export class Session {
           continue;
         }
         if (verdict instanceof Promise) {
-          out.flush();
-          // The message must stay valid while we wait: copy it out of the chunk.
+          // What is queued before it (the Bind of the same round trip, say) goes out with it after the
+          // verdict, in one write instead of two, when the verdict comes within HOLD_QUEUED_MS (an audit
+          // barrier); a longer wait (an approval) must not hold earlier statements back, so they go then.
+          // awaitThen releases the read buffer, so queued views into it stay valid; the message itself
+          // must outlive this chunk: copy it.
           const msg = Buffer.from(f.buf.subarray(f.start, f.end));
-          this.awaitThen(verdict.then((v) => this.apply(v, msg, 0, msg.length)));
+          const early = out.empty ? undefined : setTimeout(() => this.flushUpstream(), HOLD_QUEUED_MS);
+          this.awaitThen(verdict.then((v) => {
+            clearTimeout(early);
+            this.apply(v, msg, 0, msg.length);
+          }));
           return;
         }
         this.apply(verdict, f.buf, f.start, f.end);
