@@ -9,7 +9,7 @@
  * - Reads are group-committed (and optionally aggregated per fingerprint per interval); whether a read waits
  *   for its record depends on on_store_failure_for_reads.
  */
-import { randomUUID } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { loadModule } from 'libpg-query';
 import pg from 'pg';
@@ -71,10 +71,19 @@ interface Item {
   rulesJson?: string;
   readonly cls: ItemClass;
   /** Present when the caller awaits the commit: failure rejects it instead of counting a gap. */
-  readonly waiter?: { resolve: () => void; reject: (e: Error) => void };
+  readonly waiter?: Waiter;
 }
 
 interface Head { seq: number; hash: string }
+
+/** A caller awaiting a record's commit; settled once (later calls do nothing). */
+interface Waiter {
+  /** performance.now() after which the watchdog rejects it (the record is dropped if still queued). */
+  readonly deadline: number;
+  settled: boolean;
+  resolve(): void;
+  reject(e: Error): void;
+}
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
@@ -88,6 +97,8 @@ interface Bucket {
 }
 
 // One JSON array parameter: cheaper for both sides than eight parallel arrays (no array-literal escaping).
+/** How often waiters are checked against their deadline (append); a refusal may come this much late. */
+const WATCHDOG_MS = 50;
 /** Distinct rule evaluations remembered for rules_ref (each a few KB); beyond it the map starts over. */
 const MAX_RULE_SETS = 2_000;
 
@@ -101,10 +112,29 @@ const INSERT_SQL = `INSERT INTO pgairlock.audit_log (id, instance, seq, time, ki
  * of at a random page for every row (a large log no longer needs a buffer read and a full-page image per insert).
  */
 export function recordId(now = Date.now()): string {
-  const r = randomUUID(); // xxxxxxxx-xxxx-4xxx-Nxxx-xxxxxxxxxxxx: keep its random bits and variant
-  const t = now.toString(16).padStart(12, '0');
-  return `${t.slice(0, 8)}-${t.slice(8, 12)}-7${r.slice(15)}`;
+  if (now !== idPrefixMs) {
+    const t = now.toString(16).padStart(12, '0');
+    idPrefix = `${t.slice(0, 8)}-${t.slice(8, 12)}-7`;
+    idPrefixMs = now;
+  }
+  // 74 random bits as 19 hex digits (11 pool bytes) around the variant nibble (8, 9, a or b): xxx-Nxxx-xxxxxxxxxxxx.
+  if (idPoolAt + 11 > ID_POOL_BYTES) { randomFillSync(idPool); idPoolAt = 0; }
+  const b = idPool;
+  const i = idPoolAt;
+  idPoolAt += 11;
+  return idPrefix + HEX[b[i]!]!.slice(1) + HEX[b[i + 1]!] + '-' + VARIANT[b[i + 2]! & 3] + HEX[b[i + 3]!]!.slice(1) + HEX[b[i + 4]!]
+    + '-' + HEX[b[i + 5]!] + HEX[b[i + 6]!] + HEX[b[i + 7]!] + HEX[b[i + 8]!] + HEX[b[i + 9]!] + HEX[b[i + 10]!];
 }
+
+// recordId's state: random bytes drawn 4 KiB at a time (one getrandom per ~400 ids), and the time prefix,
+// which only changes once per millisecond.
+const ID_POOL_BYTES = 4096;
+const idPool = Buffer.allocUnsafe(ID_POOL_BYTES);
+let idPoolAt = ID_POOL_BYTES;
+let idPrefixMs = -1;
+let idPrefix = '';
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+const VARIANT = ['8', '9', 'a', 'b'];
 
 export function auditConfig(partial: Partial<AuditConfig> = {}): AuditConfig {
   return configSchema.shape.audit.parse(partial);
@@ -131,6 +161,13 @@ export class AuditLog {
   private queue: Item[] = [];
   private loop: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
+  /** The batch being written (its waiters can still time out). */
+  private inFlight: readonly Item[] = [];
+  /** Unsettled waiters; the watchdog runs while there are any. */
+  private waiters = 0;
+  private watchdog: NodeJS.Timeout | undefined;
+  /** JSON of this.instance, for every row. */
+  private readonly instanceJson: string;
   private healthy = true;
   private lastError: string | undefined;
   private probe: NodeJS.Timeout | undefined;
@@ -143,6 +180,7 @@ export class AuditLog {
 
   private constructor(opts: AuditLogOptions, private readonly url: string) {
     this.instance = opts.instance;
+    this.instanceJson = JSON.stringify(opts.instance);
     this.config = auditConfig(opts.config);
     this.logger = opts.logger;
     this.metrics = auditMetrics(opts.registry);
@@ -394,6 +432,7 @@ export class AuditLog {
   private async shutdownConnections(): Promise<void> {
     if (this.lockRetry) clearInterval(this.lockRetry);
     if (this.timer) clearTimeout(this.timer);
+    if (this.watchdog) { clearInterval(this.watchdog); this.watchdog = undefined; }
     const lc = this.lockClient;
     this.lockClient = undefined;
     await lc?.end().catch(() => undefined);
@@ -452,20 +491,47 @@ export class AuditLog {
   /** Enqueues a record and waits for its commit; rejects with AuditUnavailableError. */
   private append(id: string, time: string, kind: RecordKind, payload: { body: unknown } | { decision: DecisionText }, cls: ItemClass): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      // Bound the wait even when an earlier batch hangs: one batch's worst case (connect, head reload, insert).
-      const ms = this.config.connect_timeout_ms + 2 * this.config.write_timeout_ms + 100;
-      const timer = setTimeout(() => {
-        const at = this.queue.indexOf(item);
-        if (at >= 0) this.queue.splice(at, 1); // not written: drop it, so no record appears for a refused statement
-        reject(new AuditUnavailableError(cls, new Error(`no commit within ${ms} ms`)));
-      }, ms);
-      const item: Item = {
+      const deadline = performance.now() + this.commitBoundMs();
+      const waiter: Waiter = {
+        deadline, settled: false,
+        resolve: () => { if (!waiter.settled) { waiter.settled = true; this.waiters--; resolve(); } },
+        reject: (e: Error) => { if (!waiter.settled) { waiter.settled = true; this.waiters--; reject(e); } },
+      };
+      this.waiters++;
+      this.watchdog ??= setInterval(() => this.expireWaiters(), WATCHDOG_MS);
+      this.enqueue({
         id, time, kind, cls,
         ...('decision' in payload ? { decision: payload.decision } : { body: sanitize(payload.body) }),
-        waiter: { resolve: () => { clearTimeout(timer); resolve(); }, reject: (e: Error) => { clearTimeout(timer); reject(e); } },
-      };
-      this.enqueue(item);
+        waiter,
+      });
     });
+  }
+
+  /**
+   * Rejects waiters past their deadline (one timer for all of them, not one per record). A record still
+   * queued is dropped, so no record appears for a statement that was refused; one in a batch being
+   * written may still commit.
+   */
+  private expireWaiters(): void {
+    const now = performance.now();
+    let expired = false;
+    for (const it of this.queue) if (it.waiter && !it.waiter.settled && it.waiter.deadline <= now) { expired = true; break; }
+    if (expired) {
+      this.queue = this.queue.filter((it) => {
+        if (!it.waiter || it.waiter.settled || it.waiter.deadline > now) return true;
+        it.waiter.reject(new AuditUnavailableError(it.cls, new Error(`no commit within ${this.commitBoundMs()} ms`)));
+        return false;
+      });
+    }
+    for (const it of this.inFlight) {
+      if (it.waiter && !it.waiter.settled && it.waiter.deadline <= now) it.waiter.reject(new AuditUnavailableError(it.cls, new Error(`no commit within ${this.commitBoundMs()} ms`)));
+    }
+    if (this.waiters <= 0 && this.watchdog) { clearInterval(this.watchdog); this.watchdog = undefined; }
+  }
+
+  /** Bound on a commit wait even when an earlier batch hangs: one batch's worst case (connect, head reload, insert). */
+  private commitBoundMs(): number {
+    return this.config.connect_timeout_ms + 2 * this.config.write_timeout_ms + 100;
   }
 
   private enqueue(item: Item): void {
@@ -496,7 +562,9 @@ export class AuditLog {
       try {
         while (this.queue.length > 0) {
           const batch = this.queue.splice(0, this.config.reads.max_batch);
+          this.inFlight = batch;
           await this.writeBatch(batch);
+          this.inFlight = [];
         }
       } finally {
         this.loop = undefined;
@@ -519,14 +587,17 @@ export class AuditLog {
           const bodyJson = (it.bodyJson ??= storableJson(it.body));
           hash = recordHashWithBody({ id: it.id, instance: this.instance, seq, time: it.time, kind: it.kind, prev_hash: prev }, bodyJson);
           hashes.push(hash);
-          rows.push(`{"id":${JSON.stringify(it.id)},"instance":${JSON.stringify(this.instance)},"seq":${seq},"time":${JSON.stringify(it.time)},"kind":${JSON.stringify(it.kind)},"prev_hash":${JSON.stringify(prev)},"hash":"${hash}","body":${bodyJson}}`);
+          // id (recordId), time (toISOString), kind and the hashes are plain ASCII without quotes or escapes.
+          rows.push(`{"id":"${it.id}","instance":${this.instanceJson},"seq":${seq},"time":"${it.time}","kind":"${it.kind}","prev_hash":"${prev}","hash":"${hash}","body":${bodyJson}}`);
         }
         await this.writePool.query({ name: 'pgairlock_audit_insert', text: INSERT_SQL, values: [`[${rows.join(',')}]`] });
         this.head = { seq, hash };
         this.markHealthy();
         this.metrics.flushSeconds.observe((performance.now() - started) / 1000);
+        const kinds = new Map<RecordKind, number>();
+        for (const it of batch) kinds.set(it.kind, (kinds.get(it.kind) ?? 0) + 1);
+        for (const [kind, n] of kinds) this.metrics.written.inc({ kind }, n);
         for (const it of batch) {
-          this.metrics.written.inc({ kind: it.kind });
           if (it.rulesJson !== undefined && !this.ruleSets.has(it.rulesJson)) {
             if (this.ruleSets.size >= MAX_RULE_SETS) this.ruleSets = new Map();
             const sha256 = sha256Hex(it.rulesJson);
