@@ -365,8 +365,8 @@ export class AuditLog {
     try {
       const found = await c.query<{ id: string; instance: string; seq: string; body: { database?: string; objects?: string[] } }>(
         `SELECT d.id, d.instance, d.seq, d.body FROM pgairlock.audit_log d
-          WHERE d.kind = 'decision' AND d.write_ahead AND d.effect = 'allow'
-            AND NOT EXISTS (SELECT 1 FROM pgairlock.audit_log o WHERE o.decision_id = d.id AND o.kind = 'outcome')
+          WHERE d.kind = 'decision' AND d.body->>'write_ahead' = 'true' AND d.body->'decision'->>'effect' = 'allow'
+            AND NOT EXISTS (SELECT 1 FROM pgairlock.audit_log o WHERE o.kind = 'outcome' AND o.body->>'decision_id' = d.id::text)
           ORDER BY d.instance, d.seq LIMIT $1`, [limit]);
       const byInstance = new Map<string, typeof found.rows>();
       for (const r of found.rows) byInstance.set(r.instance, [...(byInstance.get(r.instance) ?? []), r]);

@@ -84,12 +84,12 @@ export function whereClause(f: SearchFilters, params: unknown[]): string {
   const p = (v: unknown) => { params.push(v instanceof Date ? v.toISOString() : v); return `$${params.length}`; };
   if (f.since !== undefined) cond.push(`time >= ${p(f.since)}::timestamptz`);
   if (f.until !== undefined) cond.push(`time < ${p(f.until)}::timestamptz`);
-  if (f.principal !== undefined) cond.push(`principal = ${p(f.principal)}`);
-  if (f.fingerprint !== undefined) cond.push(`fingerprint = ${p(f.fingerprint)}`);
-  if (f.decision !== undefined) cond.push(`effect = ${p(f.decision)}`);
-  if (f.sessionId !== undefined) cond.push(`session_id = ${p(f.sessionId)}`);
+  if (f.principal !== undefined) cond.push(`body->>'principal' = ${p(f.principal)}`);
+  if (f.fingerprint !== undefined) cond.push(`body->>'fingerprint' = ${p(f.fingerprint)}`);
+  if (f.decision !== undefined) cond.push(`body->'decision'->>'effect' = ${p(f.decision)}`);
+  if (f.sessionId !== undefined) cond.push(`body->>'session_id' = ${p(f.sessionId)}`);
   if (f.instance !== undefined) cond.push(`instance = ${p(f.instance)}`);
-  if (f.kind !== undefined) cond.push(RECORD_KIND_SET.has(f.kind) ? `kind = ${p(f.kind)}` : `statement_kind = ${p(f.kind)}`);
+  if (f.kind !== undefined) cond.push(RECORD_KIND_SET.has(f.kind) ? `kind = ${p(f.kind)}` : `body->'facts'->>'kind' = ${p(f.kind)}`);
   if (f.object !== undefined) {
     const o = p(f.object);
     cond.push(`(body->'objects' ? ${o} OR EXISTS (SELECT 1 FROM jsonb_array_elements_text(body->'objects') AS x(name)
@@ -130,7 +130,7 @@ export class AuditQuery {
     if (!entry) return null;
     const related: StoredEntry[] = [];
     if (entry.kind === 'decision') {
-      const r = await this.pool.query<Row>(`SELECT ${COLUMNS} FROM pgairlock.audit_log WHERE decision_id = $1 ORDER BY pos`, [id]);
+      const r = await this.pool.query<Row>(`SELECT ${COLUMNS} FROM pgairlock.audit_log WHERE kind IN ('outcome', 'approval') AND body->>'decision_id' = $1 ORDER BY pos`, [id]);
       related.push(...r.rows.map(toEntry));
       // rules_ref: the decision that carries this one's rules inline (docs/audit.md).
       const ref = (entry.body.rules_ref as { decision_id?: unknown } | undefined)?.decision_id;

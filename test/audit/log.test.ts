@@ -27,7 +27,7 @@ describe.runIf(postgresAvailable())('AuditLog writer', () => {
       expect(receipt).toMatchObject({ committed: true, change: true });
       expect(lsnAsked).toBe(1);
       // Visible from another connection right away: committed, not just queued.
-      const row = await db.query(`SELECT kind, principal, session_id, fingerprint, effect, statement_kind, write_ahead, body FROM pgairlock.audit_log WHERE id = $1`, [receipt.id]);
+      const row = await db.query(`SELECT kind, body->>'principal' AS principal, body->>'session_id' AS session_id, body->>'fingerprint' AS fingerprint, body->'decision'->>'effect' AS effect, body->'facts'->>'kind' AS statement_kind, (body->>'write_ahead')::boolean AS write_ahead, body FROM pgairlock.audit_log WHERE id = $1`, [receipt.id]);
       expect(row.rows[0]).toMatchObject({ kind: 'decision', principal: 'agent:billing-bot', session_id: 'sess-1', fingerprint: 'bbbb0002', effect: 'allow', statement_kind: 'write', write_ahead: true });
       expect(row.rows[0]!.body).toEqual({
         session_id: 'sess-1', source: 'wire', principal: 'agent:billing-bot', roles: ['agent'], database_user: 'billing', effective_role: 'billing_rw',
@@ -181,7 +181,7 @@ describe.runIf(postgresAvailable())('AuditLog writer', () => {
       expect(receipts.every((r) => r.change && !r.committed && r.durable instanceof Promise)).toBe(true);
       await Promise.all(receipts.map((r) => r.durable!));
       expect(lsnAsked).toBe(3);
-      const rows = await db.query(`SELECT id, write_ahead, body->>'wal_lsn' AS lsn FROM pgairlock.audit_log WHERE instance = 'deferred' ORDER BY seq`);
+      const rows = await db.query(`SELECT id, (body->>'write_ahead')::boolean AS write_ahead, body->>'wal_lsn' AS lsn FROM pgairlock.audit_log WHERE instance = 'deferred' ORDER BY seq`);
       expect(rows.rows.map((r) => r.id).sort()).toEqual(receipts.map((r) => r.id).sort());
       expect(rows.rows.every((r) => r.write_ahead === true && r.lsn === '0/ABC')).toBe(true);
       // Reads ignore the option.

@@ -31,6 +31,52 @@ describe.runIf(postgresAvailable())('audit schema migrations', () => {
     expect(await currentVersion(c)).toBe(LATEST_VERSION);
   });
 
+  it('migration 2 on a log written at version 1: search columns and indexes gone, records kept, the chain verifies, search and show still find them', async () => {
+    const g = `${db.name}_v1`;
+    await adminQuery(`CREATE DATABASE "${g}"`);
+    const url = urlWithDatabase(db.url, g);
+    const c = new pg.Client({ connectionString: url });
+    c.on('error', () => undefined);
+    try {
+      await c.connect();
+      // Version 1 exactly as it shipped, then records written by today's writer into it.
+      await c.query('CREATE SCHEMA pgairlock');
+      await c.query('CREATE TABLE pgairlock.migrations (version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())');
+      await c.query(MIGRATIONS[0]!.sql);
+      await c.query(`INSERT INTO pgairlock.migrations (version, name) VALUES (1, 'v1')`);
+      const before = await AuditLog.open({ databaseUrl: url, instance: 'mig-v1', config: { migrate: false } }).catch((e: Error) => e);
+      expect(before).toBeInstanceOf(Error); // a v2 pgairlock refuses a v1 schema unless it may migrate
+      const v1 = await c.query(`SELECT count(*)::int AS n FROM information_schema.columns WHERE table_schema = 'pgairlock' AND table_name = 'audit_log' AND is_generated = 'ALWAYS'`);
+      expect(v1.rows[0]).toEqual({ n: 7 });
+      await c.query(`INSERT INTO pgairlock.audit_log (id, instance, seq, time, kind, prev_hash, hash, body)
+        VALUES (gen_random_uuid(), 'old', 1, now(), 'session_start', repeat('0', 64), repeat('f', 64), '{"principal":"p"}')`);
+      expect(await migrate(c)).toMatchObject({ from: 1, to: LATEST_VERSION, applied: [2] });
+      const cols = await c.query<{ column_name: string }>(`SELECT column_name FROM information_schema.columns WHERE table_schema = 'pgairlock' AND table_name = 'audit_log' ORDER BY ordinal_position`);
+      expect(cols.rows.map((r) => r.column_name)).toEqual(['pos', 'id', 'instance', 'seq', 'time', 'kind', 'prev_hash', 'hash', 'body']);
+      const idx = await c.query<{ indexname: string }>(`SELECT indexname FROM pg_indexes WHERE schemaname = 'pgairlock' AND tablename = 'audit_log' ORDER BY 1`);
+      expect(idx.rows.map((r) => r.indexname)).toEqual(['audit_log_chain_seq', 'audit_log_decision_id', 'audit_log_pkey', 'audit_log_pos', 'audit_log_time', 'audit_log_write_ahead']);
+      expect((await c.query('SELECT count(*)::int AS n FROM pgairlock.audit_log')).rows[0]).toEqual({ n: 1 });
+      // Records written after the migration: linked, searchable by the fields the columns used to hold.
+      const log = await AuditLog.open({ databaseUrl: url, instance: 'mig-v2' });
+      const receipt = await log.recordDecision(allowUpdate());
+      log.recordOutcome(receipt, { status: 'ok', commandTag: 'UPDATE 1', rows: 1, durationMs: 1 });
+      await log.close();
+      const { AuditQuery } = await import('../../governance/audit/query.js');
+      const q = new AuditQuery(url);
+      try {
+        const shown = await q.show(receipt.id);
+        expect(shown?.related.map((e) => e.kind)).toEqual(['outcome']);
+        const found = await q.search({ principal: 'agent:billing-bot', decision: 'allow', kind: 'write', instance: 'mig-v2' }, { limit: 10 });
+        expect(found.map((e) => e.id)).toEqual([receipt.id]);
+        expect((await q.search({ principal: 'nobody' }, { limit: 10 }))).toEqual([]);
+        expect((await q.verify({ instance: 'mig-v2' })).ok).toBe(true);
+      } finally { await q.close(); }
+    } finally {
+      await c.end().catch(() => undefined);
+      await adminQuery(`DROP DATABASE IF EXISTS "${g}" WITH (FORCE)`);
+    }
+  });
+
   it('the trigger refuses UPDATE, DELETE and TRUNCATE even for the owner', async () => {
     const log = await AuditLog.open({ databaseUrl: db.url, instance: 'mig-trigger' });
     await log.recordDecision(allowUpdate());

@@ -70,7 +70,7 @@ describe.runIf(postgresAvailable())('orphan recovery after a crash', () => {
     const changed = (await db.query<{ id: string }>('SELECT id FROM public.crash_target')).rows.map((r) => r.id);
     expect(changed.length).toBeGreaterThan(20);
     const decided = await db.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM public.crash_target t JOIN pgairlock.audit_log a ON a.id = t.id AND a.kind = 'decision' AND a.write_ahead`);
+      `SELECT count(*)::int AS n FROM public.crash_target t JOIN pgairlock.audit_log a ON a.id = t.id AND a.kind = 'decision' AND (a.body->>'write_ahead')::boolean`);
     expect(decided.rows[0]!.n).toBe(changed.length); // write-ahead: no change without its decision record
 
     // The killed process's advisory lock is gone with its connection; wait for the server to notice.
@@ -87,8 +87,8 @@ describe.runIf(postgresAvailable())('orphan recovery after a crash', () => {
     try {
       const rec = await recoverer.recoverOrphans({ objectExists });
       expect(rec.recovered.length).toBeGreaterThan(0); // at least the decision in flight, usually also queued outcomes
-      const orphans = await db.query(`SELECT count(*)::int AS n FROM pgairlock.audit_log d WHERE d.kind = 'decision' AND d.write_ahead AND d.effect = 'allow'
-        AND NOT EXISTS (SELECT 1 FROM pgairlock.audit_log o WHERE o.decision_id = d.id AND o.kind = 'outcome')`);
+      const orphans = await db.query(`SELECT count(*)::int AS n FROM pgairlock.audit_log d WHERE d.kind = 'decision' AND (d.body->>'write_ahead')::boolean AND d.body->'decision'->>'effect' = 'allow'
+        AND NOT EXISTS (SELECT 1 FROM pgairlock.audit_log o WHERE (o.body->>'decision_id')::uuid = d.id AND o.kind = 'outcome')`);
       expect(orphans.rows[0]).toEqual({ n: 0 });
       const decisions = await db.query<{ wal_lsn: string | null }>(`SELECT body->>'wal_lsn' AS wal_lsn FROM pgairlock.audit_log WHERE instance = 'crashy' AND kind = 'decision' LIMIT 5`);
       expect(decisions.rows.every((r) => /^[0-9A-F]+\/[0-9A-F]+$/.test(r.wal_lsn ?? ''))).toBe(true);
