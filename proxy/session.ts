@@ -407,10 +407,7 @@ export class Session {
           // must outlive this chunk: copy it.
           const msg = Buffer.from(f.buf.subarray(f.start, f.end));
           const early = out.empty ? undefined : setTimeout(() => this.flushUpstream(), HOLD_QUEUED_MS);
-          this.awaitThen(verdict.then((v) => {
-            clearTimeout(early);
-            this.apply(v, msg, 0, msg.length);
-          }));
+          this.awaitThen(verdict.finally(() => clearTimeout(early)).then((v) => this.apply(v, msg, 0, msg.length)));
           return;
         }
         this.apply(verdict, f.buf, f.start, f.end);
