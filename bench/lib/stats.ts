@@ -149,5 +149,8 @@ export function ratiosToReport(targets: readonly TargetInfo[]): { numerator: str
     if (ids.has('direct')) out.push({ numerator: t.id, denominator: 'direct' });
   }
   if (ids.has('pgbouncer') && ids.has('direct')) out.push({ numerator: 'pgbouncer', denominator: 'direct' });
+  // The main pgairlock target over each variant (e.g. audit on / audit off: issue 5's TPC-B target), per round.
+  const [main, ...variants] = targets.filter((x) => x.kind === 'pgairlock');
+  for (const v of variants) out.push({ numerator: main!.id, denominator: v.id });
   return out;
 }

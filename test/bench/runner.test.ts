@@ -5,7 +5,7 @@ import { freePort } from '../../bench/lib/net.js';
 import { PgbenchParseError, parsePgbenchOutput, pgbenchArgs, pgbenchEnv, runCommand, type Workload } from '../../bench/lib/pgbench.js';
 import { startPgbouncer } from '../../bench/lib/pgbouncer.js';
 import { initPgbench } from '../../bench/lib/scratch.js';
-import { interleavedSchedule, pairedRatio, type RunRecord } from '../../bench/lib/stats.js';
+import { interleavedSchedule, pairedRatio, ratiosToReport, type RunRecord } from '../../bench/lib/stats.js';
 import { postgresAvailable, useTestDatabase } from '../harness/db.js';
 
 // The benchmark's own tooling, run for real: pgbench against the test server, its report parsed, and
@@ -123,5 +123,16 @@ describe('bench bookkeeping', () => {
     expect(r.median).toBeCloseTo(0.85, 10);
     expect(r.min).toBeCloseTo(0.8, 10);
     expect(r.max).toBeCloseTo(0.9, 10);
+  });
+
+  it('reports every pgairlock target against the peers, and the main pgairlock target against each variant (audit on / audit off)', () => {
+    const pairs = ratiosToReport([
+      { id: 'direct', label: 'direct', kind: 'direct' }, { id: 'pgbouncer', label: 'pgbouncer', kind: 'pgbouncer' },
+      { id: 'pgairlock', label: 'pgairlock', kind: 'pgairlock' }, { id: 'pgairlock-2', label: 'audit-off', kind: 'pgairlock' },
+    ]).map((p) => `${p.numerator}/${p.denominator}`);
+    expect(pairs).toEqual([
+      'pgairlock/pgbouncer', 'pgairlock/direct', 'pgairlock-2/pgbouncer', 'pgairlock-2/direct', 'pgbouncer/direct', 'pgairlock/pgairlock-2',
+    ]);
+    expect(ratiosToReport([{ id: 'pgairlock', label: 'pgairlock', kind: 'pgairlock' }])).toEqual([]);
   });
 });
