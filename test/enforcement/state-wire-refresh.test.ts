@@ -86,7 +86,7 @@ describe.skipIf(!postgresAvailable())('catalog snapshot refresh after DDL throug
       for (const end = Date.now() + 15_000; ; ) {
         const { rows } = await db.query<Row>(
           `SELECT d.body AS decision, o.body AS outcome FROM pgairlock.audit_log d
-             LEFT JOIN pgairlock.audit_log o ON o.kind = 'outcome' AND o.decision_id = d.id
+             LEFT JOIN pgairlock.audit_log o ON o.kind = 'outcome' AND o.body->>'decision_id' = d.id::text
             WHERE d.kind = 'decision' AND d.body->>'sql' = $1`,
           [sql],
         );
