@@ -72,6 +72,11 @@ interface Item {
   readonly cls: ItemClass;
   /** Present when the caller awaits the commit: failure rejects it instead of counting a gap. */
   readonly waiter?: Waiter;
+  /**
+   * A write-ahead decision whose statement is forwarded only once this record commits: if its waiter is
+   * refused while the record may still commit, the statement was refused, and settleUnsure() says so.
+   */
+  readonly gates?: { readonly sessionId: string; readonly principal: string };
 }
 
 interface Head { seq: number; hash: string }
@@ -99,6 +104,8 @@ interface Bucket {
 // One JSON array parameter: cheaper for both sides than eight parallel arrays (no array-literal escaping).
 /** How often waiters are checked against their deadline (append); a refusal may come this much late. */
 const WATCHDOG_MS = 50;
+/** Refused write-ahead decisions remembered for settleUnsure (beyond it, restart recovery marks them unknown). */
+const MAX_UNSURE = 10_000;
 /** Distinct rule evaluations remembered for rules_ref (each a few KB); beyond it the map starts over. */
 const MAX_RULE_SETS = 2_000;
 
@@ -163,6 +170,9 @@ export class AuditLog {
   private timer: NodeJS.Timeout | undefined;
   /** The batch being written (its waiters can still time out). */
   private inFlight: readonly Item[] = [];
+  /** Write-ahead decisions refused while their batch may still commit (settleUnsure). */
+  private unsure: Item[] = [];
+  private settling = false;
   /** Unsettled waiters; the watchdog runs while there are any. */
   private waiters = 0;
   private watchdog: NodeJS.Timeout | undefined;
@@ -259,7 +269,7 @@ export class AuditLog {
       const id = recordId();
       try {
         const decision = decisionText(input, { redact: this.config.redact_literals, writeAhead: true, walLsn });
-        await this.append(id, time, 'decision', { decision }, 'change');
+        await this.append(id, time, 'decision', { decision }, 'change', { sessionId: input.session.sessionId, principal: input.session.principal.name });
       } catch (err) {
         this.metrics.refused.inc({ class: 'change' });
         // Whatever went wrong, the caller must see a refusal it can send (fail closed).
@@ -489,7 +499,7 @@ export class AuditLog {
   }
 
   /** Enqueues a record and waits for its commit; rejects with AuditUnavailableError. */
-  private append(id: string, time: string, kind: RecordKind, payload: { body: unknown } | { decision: DecisionText }, cls: ItemClass): Promise<void> {
+  private append(id: string, time: string, kind: RecordKind, payload: { body: unknown } | { decision: DecisionText }, cls: ItemClass, gates?: Item['gates']): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const deadline = performance.now() + this.commitBoundMs();
       const waiter: Waiter = {
@@ -503,6 +513,7 @@ export class AuditLog {
         id, time, kind, cls,
         ...('decision' in payload ? { decision: payload.decision } : { body: sanitize(payload.body) }),
         waiter,
+        ...(gates ? { gates } : {}),
       });
     });
   }
@@ -524,7 +535,10 @@ export class AuditLog {
       });
     }
     for (const it of this.inFlight) {
-      if (it.waiter && !it.waiter.settled && it.waiter.deadline <= now) it.waiter.reject(new AuditUnavailableError(it.cls, new Error(`no commit within ${this.commitBoundMs()} ms`)));
+      if (it.waiter && !it.waiter.settled && it.waiter.deadline <= now) {
+        it.waiter.reject(new AuditUnavailableError(it.cls, new Error(`no commit within ${this.commitBoundMs()} ms`)));
+        this.noteUnsure(it);
+      }
     }
     if (this.waiters <= 0 && this.watchdog) { clearInterval(this.watchdog); this.watchdog = undefined; }
   }
@@ -607,6 +621,7 @@ export class AuditLog {
           it.waiter?.resolve();
         }
         if (this.config.mirror_to_log && this.logger) this.mirror(batch, seq - batch.length, hashes);
+        if (this.unsure.length > 0) void this.settleUnsure();
         return;
       } catch (err) {
         // The head is unknown now (the insert may even have committed before the error): reload next time.
@@ -616,13 +631,51 @@ export class AuditLog {
         this.noteFailure(err);
         let gaps = 0;
         for (const it of batch) {
-          if (it.waiter) it.waiter.reject(new AuditUnavailableError(it.cls, err));
-          else { gaps++; this.metrics.lost.inc({ kind: it.kind, reason: 'store_error' }); }
+          if (it.waiter) {
+            // A timeout or a lost connection can come after the server committed: the record may exist.
+            if (!it.waiter.settled) this.noteUnsure(it);
+            it.waiter.reject(new AuditUnavailableError(it.cls, err));
+          } else { gaps++; this.metrics.lost.inc({ kind: it.kind, reason: 'store_error' }); }
         }
         this.logger?.error({ err, records: batch.length, lost: gaps, instance: this.instance },
           'audit: could not write to the audit store; changes are refused, unaudited records counted in pgairlock_audit_records_lost_total');
         return;
       }
+    }
+  }
+
+  private noteUnsure(it: Item): void {
+    if (it.gates && this.unsure.length < MAX_UNSURE) this.unsure.push(it);
+  }
+
+  /**
+   * Write-ahead decisions whose statements were refused (their commit was not confirmed in time) but whose
+   * records may have committed anyway: for each one that did, an outcome record says the statement was not
+   * executed, so the log never shows an allowed change without saying it did not run. Runs after a
+   * successful batch (the store answers again); those not found were never written; a failed look-up keeps
+   * them for the next time.
+   */
+  private async settleUnsure(): Promise<void> {
+    if (this.settling) return;
+    this.settling = true;
+    const items = this.unsure;
+    this.unsure = [];
+    try {
+      const r = await this.readPool.query<{ id: string }>('SELECT id::text AS id FROM pgairlock.audit_log WHERE id = ANY($1::uuid[])', [items.map((it) => it.id)]);
+      const found = new Set(r.rows.map((x) => x.id));
+      for (const it of items) {
+        if (!found.has(it.id)) continue;
+        const bodyJson = outcomeText(it.id, it.gates!.sessionId, it.gates!.principal, {
+          status: 'error', sqlstate: '58000',
+          message: 'not executed: pgairlock refused the statement because its decision record was not confirmed committed in time (the record committed later)',
+        });
+        this.enqueue({ id: recordId(), time: new Date().toISOString(), kind: 'outcome', bodyJson, cls: 'read' });
+      }
+    } catch (err) {
+      this.unsure = [...items, ...this.unsure].slice(0, MAX_UNSURE);
+      this.logger?.warn({ err }, 'audit: could not check refused changes whose records may have committed; will retry');
+    } finally {
+      this.settling = false;
     }
   }
 
