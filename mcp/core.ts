@@ -160,6 +160,12 @@ export async function runSql(gov: McpGovernance, id: McpIdentity, args: { sql: s
     statement_timeout: gov.config.mcp.statement_timeout_ms,
   });
   client.on('error', () => undefined);
+  // The server's NOTICE and WARNING messages (e.g. "relation ... already exists, skipping"), as psql shows them.
+  client.on('notice', (n) => notices.push({ code: n.code ?? '00000', message: `${n.severity ?? 'NOTICE'}: ${n.message}` }));
+  // The exact command tags ("CREATE TABLE", "INSERT 0 3"): pg's results keep only the first word of a tag.
+  const serverTags: string[] = [];
+  (client as unknown as { connection: { on(e: 'commandComplete', f: (m: { text: string }) => void): void } })
+    .connection.on('commandComplete', (m) => serverTags.push(m.text));
   try {
     await client.connect();
   } catch (err) {
@@ -169,7 +175,9 @@ export async function runSql(gov: McpGovernance, id: McpIdentity, args: { sql: s
   try {
     const raw = await client.query(args.sql);
     const results = (Array.isArray(raw) ? raw : [raw]) as pg.QueryResult[];
-    const tags = results.map((r) => (r.command === 'INSERT' ? `INSERT 0 ${r.rowCount ?? 0}` : `${r.command}${r.rowCount !== null ? ` ${r.rowCount}` : ''}`));
+    const tags = serverTags.length === results.length
+      ? serverTags
+      : results.map((r) => (r.command === 'INSERT' ? `INSERT 0 ${r.rowCount ?? 0}` : `${r.command}${r.rowCount !== null ? ` ${r.rowCount}` : ''}`));
     gate.completeOutcomes({ commandTags: tags });
     const max = Math.min(args.max_rows ?? gov.config.mcp.max_rows, gov.config.mcp.max_rows);
     const last = results[results.length - 1];

@@ -112,6 +112,14 @@ describe.skipIf(!postgresAvailable())('MCP over Streamable HTTP', () => {
     expect((await db.query<{ n: number }>('SELECT count(*)::int AS n FROM accounts')).rows[0]?.n).toBe(5);
   });
 
+  it('run_sql returns the server\'s notices and warnings, and the exact command tags', async () => {
+    const r = await call(dba, 'run_sql', { sql: 'CREATE TABLE IF NOT EXISTS accounts (id int)' });
+    expect(r.isError).toBeFalsy();
+    expect(r.structuredContent).toMatchObject({ command_tags: ['CREATE TABLE'], notices: ['NOTICE: relation "accounts" already exists, skipping'] });
+    const quiet = await call(agent, 'run_sql', { sql: 'SELECT 1 AS one' });
+    expect(quiet.structuredContent).toMatchObject({ command_tags: ['SELECT 1'], rows: [{ one: 1 }], notices: [] });
+  });
+
   it('request_change -> self-approval refused -> another principal approves -> run_sql runs it once', async () => {
     const req = await call(dba, 'request_change', { sql: 'ALTER TABLE accounts ADD COLUMN note text', justification: 'notes for support' });
     expect(req.isError).toBeFalsy();
