@@ -83,10 +83,12 @@ ALTER TABLE pgairlock.audit_log
   DROP COLUMN IF EXISTS principal, DROP COLUMN IF EXISTS session_id, DROP COLUMN IF EXISTS fingerprint,
   DROP COLUMN IF EXISTS effect, DROP COLUMN IF EXISTS statement_kind, DROP COLUMN IF EXISTS decision_id,
   DROP COLUMN IF EXISTS write_ahead;
+-- New names and IF NOT EXISTS: on a large log a DBA can build these CONCURRENTLY before upgrading, so the
+-- migration does not block audit writes (hence changes through the proxy) while it scans the table.
 -- A decision's outcomes and approval events (show, crash recovery).
-CREATE INDEX audit_log_decision_id ON pgairlock.audit_log ((body->>'decision_id')) WHERE kind IN ('outcome', 'approval');
+CREATE INDEX IF NOT EXISTS audit_log_outcome_of ON pgairlock.audit_log ((body->>'decision_id')) WHERE kind IN ('outcome', 'approval');
 -- Crash recovery: the written-ahead decisions of a chain.
-CREATE INDEX audit_log_write_ahead ON pgairlock.audit_log (instance, seq) WHERE kind = 'decision' AND body->>'write_ahead' = 'true';
+CREATE INDEX IF NOT EXISTS audit_log_written_ahead ON pgairlock.audit_log (instance, seq) WHERE kind = 'decision' AND body->>'write_ahead' = 'true';
 `,
   },
 ];

@@ -50,11 +50,15 @@ describe.runIf(postgresAvailable())('audit schema migrations', () => {
       expect(v1.rows[0]).toEqual({ n: 7 });
       await c.query(`INSERT INTO pgairlock.audit_log (id, instance, seq, time, kind, prev_hash, hash, body)
         VALUES (gen_random_uuid(), 'old', 1, now(), 'session_start', repeat('0', 64), repeat('f', 64), '{"principal":"p"}')`);
+      // A DBA pre-builds one of migration 2's indexes CONCURRENTLY (docs/audit.md, "Indexes"): the migration keeps it.
+      await c.query(`CREATE INDEX CONCURRENTLY audit_log_outcome_of ON pgairlock.audit_log ((body->>'decision_id')) WHERE kind IN ('outcome', 'approval')`);
+      const prebuilt = (await c.query<{ oid: number }>(`SELECT 'pgairlock.audit_log_outcome_of'::regclass::oid AS oid`)).rows[0]!.oid;
       expect(await migrate(c)).toMatchObject({ from: 1, to: LATEST_VERSION, applied: [2] });
+      expect((await c.query<{ oid: number }>(`SELECT 'pgairlock.audit_log_outcome_of'::regclass::oid AS oid`)).rows[0]!.oid).toBe(prebuilt);
       const cols = await c.query<{ column_name: string }>(`SELECT column_name FROM information_schema.columns WHERE table_schema = 'pgairlock' AND table_name = 'audit_log' ORDER BY ordinal_position`);
       expect(cols.rows.map((r) => r.column_name)).toEqual(['pos', 'id', 'instance', 'seq', 'time', 'kind', 'prev_hash', 'hash', 'body']);
       const idx = await c.query<{ indexname: string }>(`SELECT indexname FROM pg_indexes WHERE schemaname = 'pgairlock' AND tablename = 'audit_log' ORDER BY 1`);
-      expect(idx.rows.map((r) => r.indexname)).toEqual(['audit_log_chain_seq', 'audit_log_decision_id', 'audit_log_pkey', 'audit_log_pos', 'audit_log_time', 'audit_log_write_ahead']);
+      expect(idx.rows.map((r) => r.indexname)).toEqual(['audit_log_chain_seq', 'audit_log_outcome_of', 'audit_log_pkey', 'audit_log_pos', 'audit_log_time', 'audit_log_written_ahead']);
       expect((await c.query('SELECT count(*)::int AS n FROM pgairlock.audit_log')).rows[0]).toEqual({ n: 1 });
       // Records written after the migration: linked, searchable by the fields the columns used to hold.
       const log = await AuditLog.open({ databaseUrl: url, instance: 'mig-v2' });
