@@ -46,9 +46,17 @@ const ruleList = (kind: string): RuleVerdict[] => Array.from({ length: 25 }, (_,
 const rules = facts.map((f) => ruleList(f.commandTag));
 const decision = { effect: 'allow' as const, reasons: ['rule agent-write: principal unknown has role agent; it is a write statement'], message: null };
 
+// A backend that exits mid-run (the read pool closes idle connections after 10 s) keeps its last reading.
+const lastCpu = new Map<number, number>();
 function cpuOf(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(f[11]) + Number(f[12])) * 10; // ms (clock ticks of 10 ms)
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    const ms = (Number(f[11]) + Number(f[12])) * 10; // clock ticks of 10 ms
+    lastCpu.set(pid, ms);
+    return ms;
+  } catch {
+    return lastCpu.get(pid) ?? 0;
+  }
 }
 
 try {
