@@ -23,11 +23,16 @@ function clock(start = 1_000) {
   return { now: () => t, advance(ms: number) { t += ms; } };
 }
 
+/** A sampler over a hand-settled read and a hand-moved clock. */
+function sampler(maxAgeMs = 50) {
+  const r = reads();
+  const c = clock();
+  return { r, c, s: new WalPositionSampler(r.read, maxAgeMs, c.now) };
+}
+
 describe('WalPositionSampler', () => {
   it('reuses a sample whose read completed at most max age ago, as the same resolved promise', async () => {
-    const r = reads();
-    const c = clock();
-    const s = new WalPositionSampler(r.read, 50, c.now);
+    const { r, c, s } = sampler();
     const first = s.position();
     r.resolve('0/100');
     expect(await first).toBe('0/100');
@@ -40,9 +45,7 @@ describe('WalPositionSampler', () => {
   });
 
   it('a sample older than max age: one new read, awaited, then reused', async () => {
-    const r = reads();
-    const c = clock();
-    const s = new WalPositionSampler(r.read, 50, c.now);
+    const { r, c, s } = sampler();
     const first = s.position();
     r.resolve('0/100');
     await first;
@@ -64,9 +67,7 @@ describe('WalPositionSampler', () => {
   });
 
   it('concurrent callers share the read in flight', async () => {
-    const r = reads();
-    const c = clock();
-    const s = new WalPositionSampler(r.read, 50, c.now);
+    const { r, c, s } = sampler();
     const ps = [s.position(), s.position()];
     c.advance(1_000); // a read in flight is never too old: it completes after the caller asked
     ps.push(s.position());
@@ -76,9 +77,7 @@ describe('WalPositionSampler', () => {
   });
 
   it('only a sample completed before the caller asked is reused: a caller during a read gets that read', async () => {
-    const r = reads();
-    const c = clock();
-    const s = new WalPositionSampler(r.read, 50, c.now);
+    const { r, c, s } = sampler();
     const first = s.position();
     r.resolve('0/100');
     await first;
@@ -93,9 +92,7 @@ describe('WalPositionSampler', () => {
   });
 
   it('a failed read is passed to its waiters and not kept: the next caller reads again', async () => {
-    const r = reads();
-    const c = clock();
-    const s = new WalPositionSampler(r.read, 50, c.now);
+    const { r, s } = sampler();
     const a = s.position();
     const b = s.position();
     r.reject(new Error('connection lost'));
@@ -108,9 +105,7 @@ describe('WalPositionSampler', () => {
   });
 
   it('a failed read after a good one drops the stale sample too', async () => {
-    const r = reads();
-    const c = clock();
-    const s = new WalPositionSampler(r.read, 50, c.now);
+    const { r, c, s } = sampler();
     const first = s.position();
     r.resolve('0/100');
     await first;
@@ -125,9 +120,7 @@ describe('WalPositionSampler', () => {
   });
 
   it('null (a standby) is returned but not kept as a sample', async () => {
-    const r = reads();
-    const c = clock();
-    const s = new WalPositionSampler(r.read, 50, c.now);
+    const { r, s } = sampler();
     const a = s.position();
     r.resolve(null);
     expect(await a).toBeNull();
@@ -146,9 +139,7 @@ describe('WalPositionSampler', () => {
   });
 
   it('max age 0: every caller with no read in flight reads, even at the same instant', async () => {
-    const r = reads();
-    const c = clock();
-    const s = new WalPositionSampler(r.read, 0, c.now);
+    const { r, s } = sampler(0);
     const a = s.position();
     const a2 = s.position(); // shared while in flight, as before sampling existed
     expect(a2).toBe(a);
