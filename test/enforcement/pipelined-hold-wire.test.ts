@@ -4,7 +4,9 @@ import type { ConfigInput } from '../../governance/config/schema.js';
 import { postgresAvailable, useTestDatabase } from '../harness/db.js';
 import { startTestRuntime, type TestRuntime } from '../harness/runtime.js';
 import { sleep } from '../harness/tools.js';
-import { errorFields, queryMessage, RawConnection, typedMessage, type BackendMessage } from '../harness/wire.js';
+import {
+  bindMessage as bind, errorFields, executeMessage as execute, parseMessage as parse, queryMessage, RawConnection, syncMessage as sync, type BackendMessage,
+} from '../harness/wire.js';
 
 /**
  * Messages queued ahead of a message with an asynchronous verdict (proxy/session.ts, drainClient): they share
@@ -38,15 +40,6 @@ const config: ConfigInput = {
   },
 };
 
-const cstr = (s: string) => Buffer.from(`${s}\0`);
-const int16 = (n: number) => { const b = Buffer.alloc(2); b.writeInt16BE(n, 0); return b; };
-const int32 = (n: number) => { const b = Buffer.alloc(4); b.writeInt32BE(n, 0); return b; };
-const parse = (name: string, sql: string) => typedMessage('P', Buffer.concat([cstr(name), cstr(sql), int16(0)]));
-/** Bind with text parameters and text results. */
-const bind = (portal: string, stmt: string, params: string[] = []) =>
-  typedMessage('B', Buffer.concat([cstr(portal), cstr(stmt), int16(0), int16(params.length), ...params.flatMap((p) => [int32(Buffer.byteLength(p)), Buffer.from(p)]), int16(0)]));
-const execute = (portal = '', maxRows = 0) => typedMessage('E', Buffer.concat([cstr(portal), int32(maxRows)]));
-const sync = () => typedMessage('S', Buffer.alloc(0));
 
 const tag = (m: BackendMessage) => m.body.toString('utf8', 0, m.body.length - 1);
 const count = (c: RawConnection, type: string) => c.messages.filter((m) => m.type === type).length;

@@ -31,7 +31,7 @@ export function cancelPacket(pid: number, secret: Buffer | number): Buffer {
   return b;
 }
 
-function int32(n: number): Buffer {
+export function int32(n: number): Buffer {
   const b = Buffer.alloc(4);
   b.writeInt32BE(n | 0, 0);
   return b;
@@ -47,6 +47,23 @@ export function typedMessage(type: string, body: Buffer): Buffer {
 }
 
 export const queryMessage = (sql: string): Buffer => typedMessage('Q', Buffer.from(`${sql}\0`));
+
+/** A NUL-terminated string, as protocol messages carry names and text. */
+export const cstr = (s: string): Buffer => Buffer.from(`${s}\0`);
+export function int16(n: number): Buffer {
+  const b = Buffer.alloc(2);
+  b.writeInt16BE(n, 0);
+  return b;
+}
+
+// The extended protocol's frontend messages, for tests that must control exactly what one write carries.
+/** Parse with no parameter types declared. */
+export const parseMessage = (name: string, sql: string): Buffer => typedMessage('P', Buffer.concat([cstr(name), cstr(sql), int16(0)]));
+/** Bind with text parameters and text results. */
+export const bindMessage = (portal: string, stmt: string, params: readonly string[] = []): Buffer =>
+  typedMessage('B', Buffer.concat([cstr(portal), cstr(stmt), int16(0), int16(params.length), ...params.flatMap((p) => [int32(Buffer.byteLength(p)), Buffer.from(p)]), int16(0)]));
+export const executeMessage = (portal = '', maxRows = 0): Buffer => typedMessage('E', Buffer.concat([cstr(portal), int32(maxRows)]));
+export const syncMessage = (): Buffer => typedMessage('S', Buffer.alloc(0));
 
 export interface BackendMessage {
   readonly type: string;

@@ -2,7 +2,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postgresAvailable, useTestDatabase } from '../harness/db.js';
 import { startTestProxy, type TestProxy } from '../harness/proxy.js';
 import { sleep } from '../harness/tools.js';
-import { errorFields, queryMessage, RawConnection, typedMessage, type BackendMessage } from '../harness/wire.js';
+import {
+  bindMessage as bind, cstr, errorFields, executeMessage as execute, int16, int32, parseMessage as parse, queryMessage, RawConnection, syncMessage as sync,
+  typedMessage, type BackendMessage,
+} from '../harness/wire.js';
 
 /**
  * Protocol details no high-level driver exercises: several Parse/Bind/Execute before one Sync with
@@ -11,28 +14,7 @@ import { errorFields, queryMessage, RawConnection, typedMessage, type BackendMes
 
 const db = useTestDatabase();
 
-const cstr = (s: string) => Buffer.from(`${s}\0`);
-const int16 = (n: number) => {
-  const b = Buffer.alloc(2);
-  b.writeInt16BE(n, 0);
-  return b;
-};
-const int32 = (n: number) => {
-  const b = Buffer.alloc(4);
-  b.writeInt32BE(n, 0);
-  return b;
-};
-
-const parse = (name: string, sql: string) => typedMessage('P', Buffer.concat([cstr(name), cstr(sql), int16(0)]));
-/** Bind with text parameters and text results. */
-const bind = (portal: string, stmt: string, params: string[] = []) =>
-  typedMessage(
-    'B',
-    Buffer.concat([cstr(portal), cstr(stmt), int16(0), int16(params.length), ...params.flatMap((p) => [int32(Buffer.byteLength(p)), Buffer.from(p)]), int16(0)]),
-  );
 const describePortal = (portal: string) => typedMessage('D', Buffer.concat([Buffer.from('P'), cstr(portal)]));
-const execute = (portal: string, maxRows = 0) => typedMessage('E', Buffer.concat([cstr(portal), int32(maxRows)]));
-const sync = () => typedMessage('S', Buffer.alloc(0));
 
 /** DataRow's first column as text. */
 const firstColumn = (m: BackendMessage) => {
