@@ -12,7 +12,7 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { cpuSecondsBetween, readCpu } from './lib/cpu.js';
-import { createDatabase, dropDatabase, quoteIdent, scratchName } from './lib/scratch.js';
+import { createDatabase, databaseUrl, dropDatabase, quoteIdent, scratchName } from './lib/scratch.js';
 import { buildSnapshot, readCatalogVersion, readRawCatalog, readStats, withFreshStats } from '../governance/state/snapshot.js';
 import type { CatalogSnapshot } from '../governance/state/types.js';
 
@@ -39,11 +39,7 @@ if (!Number.isInteger(TABLES) || TABLES < 1 || TABLES > 100_000 || !Number.isInt
   process.exit(2);
 }
 
-const urlFor = (db: string): string => {
-  const u = new URL(values.upstream);
-  u.pathname = `/${encodeURIComponent(db)}`;
-  return u.toString();
-};
+const urlFor = (db: string): string => databaseUrl(values.upstream, db);
 
 /** Tables are created server-side in batches (one DO block each), small enough for max_locks_per_transaction. */
 async function createSchema(client: pg.Client, tables: number): Promise<void> {

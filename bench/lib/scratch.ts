@@ -29,6 +29,13 @@ export function quoteIdent(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
 }
 
+/** `url` with its database replaced by `name`. */
+export function databaseUrl(url: string, name: string): string {
+  const u = new URL(url);
+  u.pathname = `/${encodeURIComponent(name)}`;
+  return u.toString();
+}
+
 export async function createDatabase(adminUrl: string, name: string): Promise<void> {
   await adminQuery(adminUrl, `CREATE DATABASE ${quoteIdent(name)}`);
 }

@@ -9,9 +9,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import pg from 'pg';
 import client from 'prom-client';
 import { analyze, loadAnalyzer } from '../../analyzer/index.js';
+import { adminQuery, createDatabase, databaseUrl, dropDatabase } from '../../bench/lib/scratch.js';
 import { AuditLog } from '../../governance/audit/log.js';
 import type { DecisionInput, DecisionReceipt, RuleVerdict, SessionInfo } from '../../governance/audit/types.js';
 
@@ -19,12 +19,8 @@ const admin = process.argv[2] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const seconds = Number(process.argv[3] ?? 8);
 const clients = Number(process.argv[4] ?? 8);
 const name = `pgairlock_audit_tpcb_${process.pid}`;
-const a = new pg.Client({ connectionString: admin });
-await a.connect();
-await a.query(`CREATE DATABASE ${name}`);
-const u = new URL(admin);
-u.pathname = `/${name}`;
-const url = u.toString();
+await createDatabase(admin, name);
+const url = databaseUrl(admin, name);
 
 await loadAnalyzer();
 const DML = [
@@ -62,7 +58,7 @@ function cpuOf(pid: number): number {
 try {
   const log = await AuditLog.open({ databaseUrl: url, instance: 'bench-tpcb', registry: new client.Registry() });
   // The writer's and the read pool's connections (the latter idle): the instance lock's holder is not one of them.
-  const backends = (await a.query<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE datname = $1 AND application_name = 'pgairlock-audit:bench-tpcb'`, [name])).rows.map((r) => r.pid);
+  const backends = (await adminQuery<{ pid: number }>(admin, `SELECT pid FROM pg_stat_activity WHERE datname = '${name}' AND application_name = 'pgairlock-audit:bench-tpcb'`)).rows.map((r) => r.pid);
   const serverCpu = () => backends.reduce((s, pid) => s + cpuOf(pid), 0);
   const lsnValue = Promise.resolve('3/29CB6520');
   let txns = 0;
@@ -114,6 +110,5 @@ try {
   console.log(`writer backend CPU: ${((srv * 1000) / txns).toFixed(0)} µs/txn, ${((srv * 1000) / records).toFixed(1)} µs/record (${((srv / 1000 / secs) * 100).toFixed(0)}% busy)`);
   await log.close();
 } finally {
-  await a.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-  await a.end();
+  await dropDatabase(admin, name);
 }

@@ -3,20 +3,16 @@
  * Creates and drops its own database. Prints rates and latencies; docs/benchmarks.md ("Audit") records a run.
  */
 import { performance } from 'node:perf_hooks';
-import pg from 'pg';
 import client from 'prom-client';
+import { createDatabase, databaseUrl, dropDatabase } from '../../bench/lib/scratch.js';
 import { AuditLog } from '../../governance/audit/log.js';
 import { AuditQuery } from '../../governance/audit/query.js';
 import { allowRead, allowUpdate } from './fixtures.js';
 
 const admin = process.argv[2] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const name = `pgairlock_audit_bench_${process.pid}`;
-const a = new pg.Client({ connectionString: admin });
-await a.connect();
-await a.query(`CREATE DATABASE ${name}`);
-const u = new URL(admin);
-u.pathname = `/${name}`;
-const url = u.toString();
+await createDatabase(admin, name);
+const url = databaseUrl(admin, name);
 const pct = (xs: number[], p: number) => [...xs].sort((x, y) => x - y)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
 
 try {
@@ -83,6 +79,5 @@ try {
   console.log(`verify: ${records} records in ${secs.toFixed(2)} s (${(records / secs).toFixed(0)}/s), ok=${v.ok}`);
   await q.close();
 } finally {
-  await a.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-  await a.end();
+  await dropDatabase(admin, name);
 }
