@@ -101,7 +101,6 @@ interface Bucket {
   sessions: Set<string>;
 }
 
-// One JSON array parameter: cheaper for both sides than eight parallel arrays (no array-literal escaping).
 /** How often waiters are checked against their deadline (append); a refusal may come this much late. */
 const WATCHDOG_MS = 50;
 /** Refused write-ahead decisions remembered for settleUnsure (beyond it, restart recovery marks them unknown). */
@@ -109,6 +108,7 @@ const MAX_UNSURE = 10_000;
 /** Distinct rule evaluations remembered for rules_ref (each a few KB); beyond it the map starts over. */
 const MAX_RULE_SETS = 2_000;
 
+// One JSON array parameter: cheaper for both sides than eight parallel arrays (no array-literal escaping).
 const INSERT_SQL = `INSERT INTO pgairlock.audit_log (id, instance, seq, time, kind, prev_hash, hash, body)
   SELECT (r->>'id')::uuid, r->>'instance', (r->>'seq')::bigint, (r->>'time')::timestamptz, r->>'kind', r->>'prev_hash', r->>'hash', r->'body'
     FROM jsonb_array_elements($1::jsonb) AS r`;
@@ -525,20 +525,20 @@ export class AuditLog {
    */
   private expireWaiters(): void {
     const now = performance.now();
-    let expired = false;
-    for (const it of this.queue) if (it.waiter && !it.waiter.settled && it.waiter.deadline <= now) { expired = true; break; }
-    if (expired) {
+    const overdue = (it: Item): boolean => it.waiter !== undefined && !it.waiter.settled && it.waiter.deadline <= now;
+    const refuse = (it: Item) => it.waiter!.reject(new AuditUnavailableError(it.cls, new Error(`no commit within ${this.commitBoundMs()} ms`)));
+    // Most ticks find nothing: only then is the queue rebuilt.
+    if (this.queue.some(overdue)) {
       this.queue = this.queue.filter((it) => {
-        if (!it.waiter || it.waiter.settled || it.waiter.deadline > now) return true;
-        it.waiter.reject(new AuditUnavailableError(it.cls, new Error(`no commit within ${this.commitBoundMs()} ms`)));
+        if (!overdue(it)) return true;
+        refuse(it);
         return false;
       });
     }
     for (const it of this.inFlight) {
-      if (it.waiter && !it.waiter.settled && it.waiter.deadline <= now) {
-        it.waiter.reject(new AuditUnavailableError(it.cls, new Error(`no commit within ${this.commitBoundMs()} ms`)));
-        this.noteUnsure(it);
-      }
+      if (!overdue(it)) continue;
+      refuse(it);
+      this.noteUnsure(it);
     }
     if (this.waiters <= 0 && this.watchdog) { clearInterval(this.watchdog); this.watchdog = undefined; }
   }
