@@ -131,7 +131,7 @@ export function analyzeSql(gov: McpGovernance, id: McpIdentity, args: { sql: str
 export async function runSql(gov: McpGovernance, id: McpIdentity, args: { sql: string; database?: string; expected_schema?: string; max_rows?: number }) {
   const database = args.database ?? defaultDatabase(gov);
   await expectedSchemaCheck(gov, database, args.expected_schema, statementsOf(args.sql));
-  const notices: PgErrorFields[] = [];
+  const notices: string[] = [];
   const session = { serverVersionNum: gov.catalog?.get(database)?.serverVersion ?? 0, txStatus: TxStatus.Idle, sendToClient: () => undefined };
   const info = {
     sessionId: `mcp-${randomBytes(5).toString('hex')}`,
@@ -161,7 +161,7 @@ export async function runSql(gov: McpGovernance, id: McpIdentity, args: { sql: s
   });
   client.on('error', () => undefined);
   // The server's NOTICE and WARNING messages (e.g. "relation ... already exists, skipping"), as psql shows them.
-  client.on('notice', (n) => notices.push({ code: n.code ?? '00000', message: `${n.severity ?? 'NOTICE'}: ${n.message}` }));
+  client.on('notice', (n) => notices.push(`${n.severity ?? 'NOTICE'}: ${n.message}`));
   // The exact command tags ("CREATE TABLE", "INSERT 0 3"): pg's results keep only the first word of a tag.
   const serverTags: string[] = [];
   (client as unknown as { connection: { on(e: 'commandComplete', f: (m: { text: string }) => void): void } })
@@ -189,7 +189,7 @@ export async function runSql(gov: McpGovernance, id: McpIdentity, args: { sql: s
       rows: rows.slice(0, max),
       row_count: rows.length,
       truncated: rows.length > max,
-      notices: notices.map((n) => n.message),
+      notices,
     };
   } catch (err) {
     const e = err as { code?: string; message?: string; detail?: string; hint?: string; position?: string };
