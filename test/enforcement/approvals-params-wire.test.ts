@@ -6,8 +6,8 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { postgresAvailable, redisAvailable, urlWithDatabase, useTestDatabase } from '../harness/db.js';
-import { ADMIN_DATABASE_URL, REDIS_URL } from '../harness/env.js';
+import { postgresAvailable, redisAvailable, upstreamUrl, useTestDatabase } from '../harness/db.js';
+import { REDIS_URL } from '../harness/env.js';
 import { startTestRuntime, type TestRuntime } from '../harness/runtime.js';
 import { refusal, type PgError } from '../harness/tools.js';
 import { uniquePrefix } from '../approvals/helpers.js';
@@ -42,10 +42,9 @@ async function consoleQuery(rt: TestRuntime, user: string, command: string): Pro
 }
 
 function config(redisPrefix?: string, mode: 'defer' | 'wait' = 'defer'): ConfigInput {
-  const upstream = new URL(urlWithDatabase(ADMIN_DATABASE_URL, db.name));
-  upstream.searchParams.set('sslmode', 'disable');
+  const upstream = upstreamUrl(db.name);
   return {
-    upstream: { url: upstream.toString() },
+    upstream: { url: upstream },
     principals: {
       map: [
         { name: 'dba-param', roles: ['dba'], match: { users: [DBA, 'postgres'] } },

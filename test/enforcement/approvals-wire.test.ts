@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { postgresAvailable, redisAvailable, useTestDatabase } from '../harness/db.js';
+import { postgresAvailable, redisAvailable, upstreamUrl, useTestDatabase } from '../harness/db.js';
 import { REDIS_URL } from '../harness/env.js';
 import { startTestRuntime, type TestRuntime } from '../harness/runtime.js';
 import { freePort } from '../harness/cluster.js';
@@ -211,12 +211,11 @@ describe.skipIf(!postgresAvailable() || !redisAvailable())('two proxy processes 
     // Replica B is a real `pgairlock start` process with the same Redis prefix.
     tmp = tempDir();
     bPort = await freePort();
-    const upstream = new URL(ADMIN_DATABASE_URL);
-    upstream.searchParams.set('sslmode', 'disable');
+    const upstream = upstreamUrl();
     const cfg = {
       ...configFor({ approvals: 1, timeout: '30s', redisPrefix: prefix }),
       listen: `127.0.0.1:${bPort}`,
-      upstream: { url: upstream.toString() },
+      upstream: { url: upstream },
       mcp: { enabled: false },
       instance: `replica-b-${randomBytes(3).toString('hex')}`,
       audit: { database_url: urlWithDatabase(ADMIN_DATABASE_URL, db.name) },

@@ -6,7 +6,7 @@ import { stringify as toYaml } from 'yaml';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AuditQuery } from '../../governance/audit/query.js';
 import { freePort } from '../harness/cluster.js';
-import { postgresAvailable, urlWithDatabase, useTestDatabase } from '../harness/db.js';
+import { postgresAvailable, upstreamUrl, urlWithDatabase, useTestDatabase } from '../harness/db.js';
 import { ADMIN_DATABASE_URL } from '../harness/env.js';
 import { spawnCli } from '../harness/proxy.js';
 import { tempDir } from '../harness/tools.js';
@@ -64,14 +64,13 @@ describe.skipIf(!postgresAvailable())('crash of the proxy process mid-load', () 
   /** A `pgairlock start` process auditing into this test's database, and four connected writers through it. */
   async function startWithWriters(fileName: string, instance: string): Promise<{ file: string; clients: pg.Client[] }> {
     const port = await freePort();
-    const upstream = new URL(ADMIN_DATABASE_URL);
-    upstream.searchParams.set('sslmode', 'disable');
+    const upstream = upstreamUrl();
     const file = path.join(tmp.dir, fileName);
     writeFileSync(
       file,
       toYaml({
         listen: `127.0.0.1:${port}`,
-        upstream: { url: upstream.toString() },
+        upstream: { url: upstream },
         instance,
         audit: { database_url: urlWithDatabase(ADMIN_DATABASE_URL, db.name) },
         mcp: { enabled: false },

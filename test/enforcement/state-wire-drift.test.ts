@@ -1,7 +1,6 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { postgresAvailable, urlWithDatabase, useTestDatabase } from '../harness/db.js';
-import { ADMIN_DATABASE_URL } from '../harness/env.js';
+import { postgresAvailable, upstreamUrl, useTestDatabase } from '../harness/db.js';
 import { startTestRuntime, type TestRuntime } from '../harness/runtime.js';
 
 /**
@@ -22,10 +21,9 @@ describe.skipIf(!postgresAvailable())('drift found on a refresh: audit record an
 
   beforeAll(async () => {
     await db.query('CREATE TABLE accounts (id int PRIMARY KEY, email text); CREATE VIEW account_emails AS SELECT id, email FROM accounts');
-    const upstream = new URL(urlWithDatabase(ADMIN_DATABASE_URL, db.name));
-    upstream.searchParams.set('sslmode', 'disable');
+    const upstream = upstreamUrl(db.name);
     rt = await startTestRuntime(db.name, {
-      upstream: { url: upstream.toString() },
+      upstream: { url: upstream },
       principals: { map: [{ name: 'dba', roles: ['dba'], match: { users: ['postgres'] } }] },
       state: { refresh_interval_ms: 0 },
       metrics: { listen: '127.0.0.1:0' },

@@ -1,8 +1,7 @@
 import pg from 'pg';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { postgresAvailable, urlWithDatabase, useTestDatabase } from '../harness/db.js';
-import { ADMIN_DATABASE_URL } from '../harness/env.js';
+import { postgresAvailable, upstreamUrl, useTestDatabase } from '../harness/db.js';
 import { startTestRuntime, type TestRuntime } from '../harness/runtime.js';
 import { refusal } from '../harness/tools.js';
 
@@ -28,10 +27,9 @@ describe.skipIf(!postgresAvailable())('planner row estimates through the proxy',
       CREATE TABLE log (id int); ANALYZE big; ANALYZE "App Data".items;
       CREATE TABLE huge (id int, v int); INSERT INTO huge SELECT g, g % 100 FROM generate_series(1, 120000) g; ANALYZE huge;
       CREATE TABLE shelf (id int PRIMARY KEY, v int); CREATE VIEW shelf_v AS SELECT id, v FROM shelf; CREATE VIEW shelf_vv AS SELECT v FROM shelf_v`);
-    const upstream = new URL(urlWithDatabase(ADMIN_DATABASE_URL, db.name));
-    upstream.searchParams.set('sslmode', 'disable');
+    const upstream = upstreamUrl(db.name);
     rt = await startTestRuntime(db.name, {
-      upstream: { url: upstream.toString() },
+      upstream: { url: upstream },
       principals: { map: [{ name: 'dba', roles: ['dba'], match: { users: ['postgres'] } }] },
       policy: {
         default_effect: { global: 'allow' },

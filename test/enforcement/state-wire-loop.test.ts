@@ -1,8 +1,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { postgresAvailable, urlWithDatabase, useTestDatabase } from '../harness/db.js';
-import { ADMIN_DATABASE_URL } from '../harness/env.js';
+import { postgresAvailable, upstreamUrl, useTestDatabase } from '../harness/db.js';
 import { startTestRuntime, type TestRuntime } from '../harness/runtime.js';
 
 /**
@@ -27,10 +26,9 @@ describe.skipIf(!postgresAvailable())('proxy sessions during a large catalog ref
         IF i % 10 = 0 THEN EXECUTE format('CREATE VIEW v%s AS SELECT id, a FROM t%s', i, i); END IF;
       END LOOP; END $$`);
     }
-    const upstream = new URL(urlWithDatabase(ADMIN_DATABASE_URL, db.name));
-    upstream.searchParams.set('sslmode', 'disable');
+    const upstream = upstreamUrl(db.name);
     rt = await startTestRuntime(db.name, {
-      upstream: { url: upstream.toString() },
+      upstream: { url: upstream },
       principals: { map: [{ name: 'dba', roles: ['dba'], match: { users: ['postgres'] } }] },
       state: { refresh_interval_ms: 0 },
     });

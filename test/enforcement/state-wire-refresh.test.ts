@@ -2,8 +2,7 @@ import pg from 'pg';
 import { register } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CatalogSnapshot, TableObject } from '../../governance/state/types.js';
-import { postgresAvailable, urlWithDatabase, useTestDatabase } from '../harness/db.js';
-import { ADMIN_DATABASE_URL } from '../harness/env.js';
+import { postgresAvailable, upstreamUrl, useTestDatabase } from '../harness/db.js';
 import { startTestRuntime, type TestRuntime } from '../harness/runtime.js';
 
 /**
@@ -37,10 +36,9 @@ describe.skipIf(!postgresAvailable())('catalog snapshot refresh after DDL throug
 
   beforeAll(async () => {
     await db.query('CREATE TABLE widgets (id int PRIMARY KEY)');
-    const upstream = new URL(urlWithDatabase(ADMIN_DATABASE_URL, db.name));
-    upstream.searchParams.set('sslmode', 'disable');
+    const upstream = upstreamUrl(db.name);
     rt = await startTestRuntime(db.name, {
-      upstream: { url: upstream.toString() },
+      upstream: { url: upstream },
       principals: { map: [{ name: 'dba', roles: ['dba'], match: { users: ['postgres'] } }] },
       policy: { default_effect: { global: 'allow' }, rules: [] },
       state: { refresh_interval_ms: 0, ddl_debounce_ms: 50 },

@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { postgresAvailable, redisAvailable, urlWithDatabase, useTestDatabase } from '../harness/db.js';
-import { ADMIN_DATABASE_URL, REDIS_URL } from '../harness/env.js';
+import { postgresAvailable, redisAvailable, upstreamUrl, useTestDatabase } from '../harness/db.js';
+import { REDIS_URL } from '../harness/env.js';
 import { startTestRuntime, type TestRuntime } from '../harness/runtime.js';
 
 /**
@@ -25,10 +25,9 @@ describe.skipIf(!postgresAvailable() || !redisAvailable())('usage index in Redis
       await db.loginRole(r);
     }
     await db.query(`CREATE TABLE accounts (id int PRIMARY KEY, iban text, note text); GRANT ALL ON accounts TO ${READER}, ${WRITER}`);
-    const upstream = new URL(urlWithDatabase(ADMIN_DATABASE_URL, db.name));
-    upstream.searchParams.set('sslmode', 'disable');
+    const upstream = upstreamUrl(db.name);
     const config = {
-      upstream: { url: upstream.toString() },
+      upstream: { url: upstream },
       principals: { map: [{ name: 'agent:{user}', roles: ['agent'], match: { users: [READER, WRITER] } }] },
       redis: { url: REDIS_URL, key_prefix: prefix },
       state: { usage: { flush_interval_ms: 10 } },

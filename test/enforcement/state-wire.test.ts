@@ -1,7 +1,6 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { postgresAvailable, urlWithDatabase, useTestDatabase } from '../harness/db.js';
-import { ADMIN_DATABASE_URL } from '../harness/env.js';
+import { postgresAvailable, upstreamUrl, useTestDatabase } from '../harness/db.js';
 import { startTestRuntime, type TestRuntime } from '../harness/runtime.js';
 import { refusal } from '../harness/tools.js';
 
@@ -28,10 +27,9 @@ describe.skipIf(!postgresAvailable())('real state on the wire', () => {
     await db.query(`CREATE TABLE users(id int primary key, email text, name text); INSERT INTO users VALUES (1, 'a@x', 'a');
       CREATE VIEW user_emails AS SELECT id, email FROM users;
       GRANT ALL ON users, user_emails TO ${READER}, ${WRITER}; GRANT CREATE, USAGE ON SCHEMA public TO ${WRITER}`);
-    const upstream = new URL(urlWithDatabase(ADMIN_DATABASE_URL, db.name));
-    upstream.searchParams.set('sslmode', 'disable');
+    const upstream = upstreamUrl(db.name);
     rt = await startTestRuntime(db.name, {
-      upstream: { url: upstream.toString() },
+      upstream: { url: upstream },
       principals: {
         map: [
           { name: 'dba', roles: ['dba'], match: { users: ['postgres'] } },

@@ -24,6 +24,13 @@ export function urlWithDatabase(url: string, database: string): string {
   return u.toString();
 }
 
+/** The test server as pgairlock's upstream (no TLS on that leg), optionally with another database. */
+export function upstreamUrl(database?: string): string {
+  const u = new URL(database === undefined ? ADMIN_DATABASE_URL : urlWithDatabase(ADMIN_DATABASE_URL, database));
+  u.searchParams.set('sslmode', 'disable');
+  return u.toString();
+}
+
 export async function adminQuery(sql: string, params?: unknown[]): Promise<pg.QueryResult> {
   const c = new pg.Client({ connectionString: ADMIN_DATABASE_URL });
   await c.connect();

@@ -4,7 +4,7 @@ import pino from 'pino';
 import { parseConfig } from '../../governance/config/load.js';
 import type { ConfigInput } from '../../governance/config/schema.js';
 import { startProxy, type ProxyHooks, type ProxyServer } from '../../proxy/server.js';
-import { ADMIN_DATABASE_URL } from './env.js';
+import { upstreamUrl } from './db.js';
 
 export const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
 
@@ -21,11 +21,10 @@ export interface TestProxy {
  * without TLS; pass config overrides as the YAML keys (ConfigInput).
  */
 export async function startTestProxy(overrides: ConfigInput = {}, hooks?: ProxyHooks): Promise<TestProxy> {
-  const upstream = new URL(ADMIN_DATABASE_URL);
-  upstream.searchParams.set('sslmode', 'disable');
+  const upstream = upstreamUrl();
   const config = parseConfig({
     listen: '127.0.0.1:0',
-    upstream: { url: upstream.toString() },
+    upstream: { url: upstream },
     shutdown_timeout_ms: 2000,
     ...overrides,
   });

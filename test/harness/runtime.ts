@@ -4,7 +4,7 @@ import { startRuntime, type Runtime } from '../../cli/runtime.js';
 import { parseConfig } from '../../governance/config/load.js';
 import type { ConfigInput } from '../../governance/config/schema.js';
 import { ADMIN_DATABASE_URL } from './env.js';
-import { urlWithDatabase } from './db.js';
+import { upstreamUrl, urlWithDatabase } from './db.js';
 
 export interface TestRuntime {
   readonly runtime: Runtime;
@@ -18,11 +18,10 @@ export interface TestRuntime {
  * on a free port. The audit control database defaults to `controlDb` (give each test file its own).
  */
 export async function startTestRuntime(controlDb: string, overrides: ConfigInput = {}): Promise<TestRuntime> {
-  const upstream = new URL(ADMIN_DATABASE_URL);
-  upstream.searchParams.set('sslmode', 'disable');
+  const upstream = upstreamUrl();
   const config = parseConfig({
     listen: '127.0.0.1:0',
-    upstream: { url: upstream.toString() },
+    upstream: { url: upstream },
     shutdown_timeout_ms: 1000,
     instance: `test-${randomBytes(4).toString('hex')}`,
     ...overrides,

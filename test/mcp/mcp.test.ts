@@ -6,7 +6,7 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { postgresAvailable, urlWithDatabase, useTestDatabase } from '../harness/db.js';
+import { postgresAvailable, upstreamUrl, urlWithDatabase, useTestDatabase } from '../harness/db.js';
 import { ADMIN_DATABASE_URL } from '../harness/env.js';
 import { REPO_ROOT } from '../harness/proxy.js';
 import { startTestRuntime, type TestRuntime } from '../harness/runtime.js';
@@ -47,10 +47,9 @@ describe.skipIf(!postgresAvailable())('MCP over Streamable HTTP', () => {
   beforeAll(async () => {
     await db.loginRole(WIRE_AGENT);
     await db.query(`CREATE TABLE accounts(id int primary key, owner text); INSERT INTO accounts SELECT g, 'o' || g FROM generate_series(1, 5) g; GRANT ALL ON accounts TO ${WIRE_AGENT}`);
-    const upstream = new URL(urlWithDatabase(ADMIN_DATABASE_URL, db.name));
-    upstream.searchParams.set('sslmode', 'disable');
+    const upstream = upstreamUrl(db.name);
     rt = await startTestRuntime(db.name, {
-      upstream: { url: upstream.toString() },
+      upstream: { url: upstream },
       principals: { map: [{ name: 'agent:mcp-bot', roles: ['agent'], match: { users: [WIRE_AGENT] } }] },
       mcp: {
         tokens: [
@@ -206,9 +205,8 @@ describe.skipIf(!postgresAvailable())('MCP over stdio (the real pgairlock mcp pr
   beforeAll(async () => {
     tmp = tempDir();
     const cfg = path.join(tmp.dir, 'pgairlock.yaml');
-    const upstream = new URL(urlWithDatabase(ADMIN_DATABASE_URL, db.name));
-    upstream.searchParams.set('sslmode', 'disable');
-    writeFileSync(cfg, `upstream:\n  url: "${upstream.toString()}"\naudit:\n  database_url: "${urlWithDatabase(ADMIN_DATABASE_URL, db.name)}"\nlog:\n  level: warn\n`);
+    const upstream = upstreamUrl(db.name);
+    writeFileSync(cfg, `upstream:\n  url: "${upstream}"\naudit:\n  database_url: "${urlWithDatabase(ADMIN_DATABASE_URL, db.name)}"\nlog:\n  level: warn\n`);
     client = new Client({ name: 'stdio-test', version: '1.0.0' });
     await client.connect(
       new StdioClientTransport({
