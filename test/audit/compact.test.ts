@@ -39,6 +39,15 @@ describe('record ids', () => {
     expect(recordId(t)).not.toBe(a);
     expect(recordId(t + 1) > a).toBe(true);
   });
+
+  it('stay distinct and well-formed across many refills of the random pool within one millisecond', () => {
+    const t = Date.UTC(2026, 10, 25, 12, 0, 0, 456);
+    const ids = Array.from({ length: 10_000 }, () => recordId(t)); // about 27 refills of the 4 KiB pool
+    expect(new Set(ids).size).toBe(ids.length);
+    for (const id of ids) expect(id).toMatch(/^01a[0-9a-f]{5}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    // Every variant nibble occurs: the two random bits under it are used.
+    expect(new Set(ids.map((id) => id[19]))).toEqual(new Set(['8', '9', 'a', 'b']));
+  });
 });
 
 describe('direct serialisation (decisionText, outcomeText)', () => {

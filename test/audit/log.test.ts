@@ -107,7 +107,8 @@ describe.runIf(postgresAvailable())('AuditLog writer', () => {
   });
 
   it('keeps one gap-free chain under concurrency (200 mixed records at once)', async () => {
-    const log = await AuditLog.open({ databaseUrl: db.url, instance: 'concurrent', config: { reads: { group_commit_ms: 5, max_batch: 50, aggregate: false, aggregate_interval_ms: 10_000 } } });
+    const registry = new client.Registry();
+    const log = await AuditLog.open({ databaseUrl: db.url, instance: 'concurrent', registry, config: { reads: { group_commit_ms: 5, max_batch: 50, aggregate: false, aggregate_interval_ms: 10_000 } } });
     try {
       await Promise.all(Array.from({ length: 200 }, (_, i) => (i % 3 === 0 ? log.recordDecision(allowUpdate()) : log.recordDecision(allowRead()))));
       await log.flush();
@@ -115,6 +116,8 @@ describe.runIf(postgresAvailable())('AuditLog writer', () => {
       expect(r.rows[0]).toEqual({ lo: 1, hi: 200, n: 200 });
       const v = await q.verify({ instance: 'concurrent' });
       expect(v).toMatchObject({ ok: true, chains: [{ instance: 'concurrent', records: 200 }] });
+      // Counted once per batch, by kind: the total is still one per record.
+      expect(await registry.getSingleMetricAsString('pgairlock_audit_records_written_total')).toContain('pgairlock_audit_records_written_total{kind="decision"} 200');
     } finally { await log.close(); }
   });
 
