@@ -74,6 +74,21 @@ describe.runIf(postgresAvailable())('audit: per-transaction durability through t
     }
   }
 
+  /** Outcome records whose decision is not in the log, and how many outcomes there are in all. */
+  async function outcomes(): Promise<{ orphans: number; total: number }> {
+    const controlDb = new pg.Client({ connectionString: control.url() });
+    await controlDb.connect();
+    try {
+      const r = await controlDb.query<{ orphans: number; total: number }>(
+        `SELECT count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM pgairlock.audit_log d WHERE d.id::text = o.body->>'decision_id'))::int AS orphans,
+                count(*)::int AS total
+           FROM pgairlock.audit_log o WHERE o.kind = 'outcome'`);
+      return r.rows[0]!;
+    } finally {
+      await controlDb.end();
+    }
+  }
+
   async function rows(): Promise<number[]> {
     return (await db.query<{ i: number }>('SELECT i FROM tx_t ORDER BY i')).rows.map((r) => r.i);
   }
@@ -171,6 +186,16 @@ describe.runIf(postgresAvailable())('audit: per-transaction durability through t
       await c.query("INSERT INTO tx_t VALUES (42, 'after')");
       await c.query('COMMIT');
       expect((await db.query('SELECT i FROM tx_t WHERE i >= 40 AND i < 60')).rows).toEqual([{ i: 42 }]);
+      // The refused transaction's DML ran but its decisions were never written: neither are their outcomes
+      // (an outcome is queued at once, behind its decision, and dropped with it). The INSERT of 42 has both.
+      expect(await decisions(["INSERT INTO tx_t VALUES (41, 'during')"])).toEqual([]);
+      let seen = { orphans: -1, total: 0 };
+      for (let i = 0; i < 100 && seen.total < 3; i++) {
+        seen = await outcomes();
+        if (seen.total < 3) await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(seen).toMatchObject({ orphans: 0 });
+      expect(seen.total).toBeGreaterThanOrEqual(3); // 40, parse 50 and 42 at least
     } finally {
       await Promise.all([c.end(), other.end(), prepared.end()]);
     }
