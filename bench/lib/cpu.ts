@@ -119,3 +119,16 @@ export function readCpu(pid: number, opts: { includeDescendants?: boolean } = {}
 export function cpuSecondsBetween(before: CpuSample, after: CpuSample): number {
   return after.userSeconds + after.systemSeconds - (before.userSeconds + before.systemSeconds);
 }
+
+/**
+ * Busy CPU seconds of the whole machine so far (all cores): user, nice, system, irq and softirq from the first
+ * line of /proc/stat; idle, iowait and steal (time the hypervisor gave to others) are not ours. It counts every
+ * process, the kernel's work for them (network, fsync, wake-ups) included, which per-process times miss.
+ */
+export function machineBusySeconds(): number {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
+  const f = line.trim().split(/\s+/).slice(1).map(Number);
+  if (line.split(/\s+/)[0] !== 'cpu' || f.length < 7 || f.some((x) => !Number.isFinite(x))) throw new Error(`/proc/stat: unexpected first line: ${line}`);
+  const [user, nice, system, , , irq, softirq] = f as [number, number, number, number, number, number, number];
+  return (user + nice + system + irq + softirq) / clockTicksPerSecond();
+}

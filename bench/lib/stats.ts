@@ -154,3 +154,21 @@ export function ratiosToReport(targets: readonly TargetInfo[]): { numerator: str
   for (const v of variants) out.push({ numerator: main!.id, denominator: v.id });
   return out;
 }
+
+/** A measured run of the audit log: machine CPU used, and the batches (transactions) and records it wrote. */
+export interface CostSample { readonly cpuUs: number; readonly batches: number; readonly records: number }
+
+/**
+ * Least squares of cpu = a·batches + b·records over the runs (no intercept): µs of CPU per batch (a) and per
+ * record (b). Runs must differ in records per batch, or the two cannot be told apart.
+ */
+export function fitBatchCost(runs: readonly CostSample[]): { perBatchUs: number; perRecordUs: number } {
+  let bb = 0; let br = 0; let rr = 0; let cb = 0; let cr = 0;
+  for (const r of runs) {
+    bb += r.batches * r.batches; br += r.batches * r.records; rr += r.records * r.records;
+    cb += r.cpuUs * r.batches; cr += r.cpuUs * r.records;
+  }
+  const det = bb * rr - br * br;
+  if (det === 0) throw new Error('store runs cannot separate batch and record costs (records per batch must differ between runs)');
+  return { perBatchUs: (cb * rr - cr * br) / det, perRecordUs: (bb * cr - br * cb) / det };
+}

@@ -10,10 +10,10 @@
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import client from 'prom-client';
-import { analyze, loadAnalyzer } from '../../analyzer/index.js';
 import { adminQuery, createDatabase, databaseUrl, dropDatabase } from '../../bench/lib/scratch.js';
 import { AuditLog } from '../../governance/audit/log.js';
-import type { DecisionInput, DecisionReceipt, RuleVerdict, SessionInfo } from '../../governance/audit/types.js';
+import type { DecisionInput, DecisionReceipt } from '../../governance/audit/types.js';
+import { TPCB_TAGS, tpcbDecisionInputs, tpcbSession } from '../../bench/lib/tpcb-audit.js';
 
 const admin = process.argv[2] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const seconds = Number(process.argv[3] ?? 8);
@@ -21,26 +21,6 @@ const clients = Number(process.argv[4] ?? 8);
 const name = `pgairlock_audit_tpcb_${process.pid}`;
 await createDatabase(admin, name);
 const url = databaseUrl(admin, name);
-
-await loadAnalyzer();
-const DML = [
-  'UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2',
-  'UPDATE pgbench_tellers SET tbalance = tbalance + $1 WHERE tid = $2',
-  'UPDATE pgbench_branches SET bbalance = bbalance + $1 WHERE bid = $2',
-  'INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES ($3, $4, $2, $1, CURRENT_TIMESTAMP)',
-];
-const facts = DML.map((sql) => {
-  const r = analyze(sql);
-  if (!r.ok) throw new Error(r.error.message);
-  return r.statements[0]!;
-});
-// The default policy evaluates ~25 rules per statement: one rule list per prepared statement.
-const ruleList = (kind: string): RuleVerdict[] => Array.from({ length: 25 }, (_, i) => ({
-  id: `rule-${i}`, matched: i === 3, effect: i % 3 === 0 ? 'deny' : 'allow', source: 'policy',
-  reason: `principal unknown has role agent; it is a write statement (${kind}), rule ${i} says so at some length`,
-}));
-const rules = facts.map((f) => ruleList(f.commandTag));
-const decision = { effect: 'allow' as const, reasons: ['rule agent-write: principal unknown has role agent; it is a write statement'], message: null };
 
 // A backend that exits mid-run (the read pool closes idle connections after 10 s) keeps its last reading.
 const lastCpu = new Map<number, number>();
@@ -64,22 +44,19 @@ try {
   let txns = 0;
   let stop = false;
   const run = async (c: number) => {
-    const session: SessionInfo = {
-      sessionId: `s${c}abcdef0123`, principal: { name: 'unknown', roles: ['agent'] }, databaseUser: 'postgres',
-      effectiveRole: null, applicationName: 'pgbench', clientAddress: `127.0.0.1:${40000 + c}`, database: 'bench', source: 'wire',
-    };
+    const session = tpcbSession(c);
+    const inputs = await tpcbDecisionInputs(session);
     while (!stop) {
       let lsn: Promise<string | null> | undefined;
       const pending: Promise<unknown>[] = [];
-      for (let i = 0; i < DML.length; i++) {
-        const input: DecisionInput = { session, sql: DML[i]!, facts: facts[i]!, rules: rules[i]!, decision, walLsn: () => (lsn ??= lsnValue) };
+      for (const [i, base] of inputs.entries()) {
+        const input: DecisionInput = { ...base, walLsn: () => (lsn ??= lsnValue) };
         const receipt: DecisionReceipt = await log.recordDecision(input, { durability: 'before-commit' });
         const durable = receipt.durable!;
         pending.push(durable);
         const started = performance.now();
         await new Promise<void>((res) => setImmediate(res)); // the statement runs on the server
-        const tag = i === 3 ? 'INSERT 0 1' : 'UPDATE 1';
-        void durable.then(() => log.recordOutcome(receipt, { status: 'ok', commandTag: tag, rows: 1, durationMs: performance.now() - started }, session), () => undefined);
+        void durable.then(() => log.recordOutcome(receipt, { status: 'ok', commandTag: TPCB_TAGS[i]!, rows: 1, durationMs: performance.now() - started }, session), () => undefined);
       }
       await Promise.all(pending); // COMMIT barrier
       txns++;

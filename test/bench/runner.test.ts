@@ -1,11 +1,11 @@
 import { existsSync } from 'node:fs';
 import { describe, expect, it, beforeAll } from 'vitest';
-import { cpuSecondsBetween, parseProcStat, readCpu, type CpuSample } from '../../bench/lib/cpu.js';
+import { cpuSecondsBetween, machineBusySeconds, parseProcStat, readCpu, type CpuSample } from '../../bench/lib/cpu.js';
 import { freePort } from '../../bench/lib/net.js';
 import { PgbenchParseError, parsePgbenchOutput, pgbenchArgs, pgbenchEnv, runCommand, type Workload } from '../../bench/lib/pgbench.js';
 import { startPgbouncer } from '../../bench/lib/pgbouncer.js';
 import { initPgbench } from '../../bench/lib/scratch.js';
-import { interleavedSchedule, pairedRatio, ratiosToReport, type RunRecord } from '../../bench/lib/stats.js';
+import { fitBatchCost, interleavedSchedule, pairedRatio, ratiosToReport, type RunRecord } from '../../bench/lib/stats.js';
 import { postgresAvailable, useTestDatabase } from '../harness/db.js';
 
 // The benchmark's own tooling, run for real: pgbench against the test server, its report parsed, and
@@ -97,6 +97,31 @@ describe('pgbench runner tooling', () => {
 });
 
 describe('bench bookkeeping', () => {
+  it('machine busy CPU covers at least what this process burns meanwhile', () => {
+    const m0 = machineBusySeconds();
+    const own0 = process.cpuUsage();
+    const until = performance.now() + 300;
+    let x = 0;
+    while (performance.now() < until) x += Math.sqrt(x + 1);
+    const own = process.cpuUsage(own0);
+    const machine = machineBusySeconds() - m0;
+    expect(x).toBeGreaterThan(0);
+    // Clock ticks are 10 ms: allow two of them on each reading.
+    expect(machine).toBeGreaterThanOrEqual((own.user + own.system) / 1e6 - 0.04);
+    expect(machine).toBeGreaterThan(0.2);
+  });
+
+  it('separates the cost per batch from the cost per record (audit-cost), and refuses runs that cannot', () => {
+    // 700 µs a batch, 30 µs a record, measured with a little noise at two batch sizes.
+    const run = (batches: number, perBatch: number, noise: number) => ({ batches, records: batches * perBatch, cpuUs: batches * (700 + 30 * perBatch) + noise });
+    const fit = fitBatchCost([run(1000, 2, 500), run(100, 64, -400), run(900, 2, -300), run(120, 64, 200)]);
+    expect(fit.perBatchUs).toBeGreaterThan(690);
+    expect(fit.perBatchUs).toBeLessThan(710);
+    expect(fit.perRecordUs).toBeGreaterThan(29);
+    expect(fit.perRecordUs).toBeLessThan(31);
+    expect(() => fitBatchCost([run(10, 4, 0), run(20, 4, 0)])).toThrow('records per batch must differ');
+  });
+
   it('parses /proc/<pid>/stat with parentheses and spaces in the command name', () => {
     const fields = ['S', '1', ...Array.from({ length: 9 }, () => '0'), '250', '75', ...Array.from({ length: 37 }, () => '0')];
     const st = parseProcStat(`4242 (my (odd) name) ${fields.join(' ')}`);
