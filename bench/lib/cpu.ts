@@ -122,8 +122,9 @@ export function cpuSecondsBetween(before: CpuSample, after: CpuSample): number {
 
 /**
  * Busy CPU seconds of the whole machine so far (all cores): user, nice, system, irq and softirq from the first
- * line of /proc/stat; idle, iowait and steal (time the hypervisor gave to others) are not ours. It counts every
- * process, the kernel's work for them (network, fsync, wake-ups) included, which per-process times miss.
+ * line of /proc/stat; idle, iowait and steal (time the hypervisor gave to others) are not ours, and guest time is
+ * already inside user and nice. It counts every process plus kernel threads (jbd2, kworkers, ksoftirqd) and
+ * interrupts, which per-process times miss. In a container /proc/stat is usually the host's: the whole host.
  */
 export function machineBusySeconds(): number {
   const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;

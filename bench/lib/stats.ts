@@ -155,20 +155,59 @@ export function ratiosToReport(targets: readonly TargetInfo[]): { numerator: str
   return out;
 }
 
-/** A measured run of the audit log: machine CPU used, and the batches (transactions) and records it wrote. */
-export interface CostSample { readonly cpuUs: number; readonly batches: number; readonly records: number }
+/** A measured run of the audit log: machine CPU it used in all, and the batches (transactions) and records it wrote. */
+export interface CostSample { readonly totalCpuUs: number; readonly batches: number; readonly records: number }
+
+export interface BatchCost {
+  /** µs of CPU per batch (one INSERT and COMMIT on the control database, round trip included). */
+  readonly perBatchUs: number;
+  /** µs of CPU per record in a batch (building, hashing, sending, storing it). */
+  readonly perRecordUs: number;
+}
 
 /**
- * Least squares of cpu = a·batches + b·records over the runs (no intercept): µs of CPU per batch (a) and per
- * record (b). Runs must differ in records per batch, or the two cannot be told apart.
+ * Least squares of cpu = a·batches + b·records over the runs (no intercept: subtract idle CPU first): the cost per
+ * batch (a) and per record (b). Runs must differ in records per batch, or the two cannot be told apart; a fit with a
+ * cost <= 0 is noise, not a measurement, and is refused.
  */
-export function fitBatchCost(runs: readonly CostSample[]): { perBatchUs: number; perRecordUs: number } {
+export function fitBatchCost(runs: readonly CostSample[]): BatchCost {
   let bb = 0; let br = 0; let rr = 0; let cb = 0; let cr = 0;
   for (const r of runs) {
     bb += r.batches * r.batches; br += r.batches * r.records; rr += r.records * r.records;
-    cb += r.cpuUs * r.batches; cr += r.cpuUs * r.records;
+    cb += r.totalCpuUs * r.batches; cr += r.totalCpuUs * r.records;
   }
   const det = bb * rr - br * br;
-  if (det === 0) throw new Error('store runs cannot separate batch and record costs (records per batch must differ between runs)');
-  return { perBatchUs: (cb * rr - cr * br) / det, perRecordUs: (bb * cr - br * cb) / det };
+  // Relative to its terms: runs whose records per batch are (nearly) the same leave det at rounding noise.
+  if (!(Math.abs(det) > 1e-9 * bb * rr)) throw new Error('the audit-log runs cannot separate batch and record costs (records per batch must differ between runs)');
+  const fit = { perBatchUs: (cb * rr - cr * br) / det, perRecordUs: (bb * cr - br * cb) / det };
+  if (!(fit.perBatchUs > 0 && fit.perRecordUs > 0)) {
+    throw new Error(`the audit-log runs fit to ${fit.perBatchUs.toFixed(0)} µs per batch and ${fit.perRecordUs.toFixed(0)} µs per record: noise (the machine was busy?); run again with more --rounds or --store-seconds`);
+  }
+  return fit;
+}
+
+/** What bench/audit-cost.ts concludes from its medians (docs/benchmarks.md, "Audit" / "Cost model"). */
+export interface AuditCostModel {
+  /** Machine CPU per transaction the audit adds (on - off). */
+  readonly addedUs: number;
+  /** The most it may add for on/off >= target, if throughput is bound by CPU: off x (1/target - 1). */
+  readonly budgetUs: number;
+  /** Per transaction: batches x perBatch + records x perRecord. */
+  readonly auditLogUs: number;
+  /** The rest of what the audit adds: the proxy's work around the audit log. */
+  readonly restUs: number;
+  /** on/off if the rest cost nothing: off / (off + auditLog). */
+  readonly bestRatio: number;
+}
+
+export function auditCostModel(m: { offUs: number; onUs: number; batchesPerTxn: number; recordsPerTxn: number; cost: BatchCost; target: number }): AuditCostModel {
+  const addedUs = m.onUs - m.offUs;
+  const auditLogUs = m.batchesPerTxn * m.cost.perBatchUs + m.recordsPerTxn * m.cost.perRecordUs;
+  return {
+    addedUs,
+    budgetUs: m.offUs * (1 / m.target - 1),
+    auditLogUs,
+    restUs: addedUs - auditLogUs,
+    bestRatio: m.offUs / (m.offUs + auditLogUs),
+  };
 }

@@ -5,7 +5,7 @@ import { freePort } from '../../bench/lib/net.js';
 import { PgbenchParseError, parsePgbenchOutput, pgbenchArgs, pgbenchEnv, runCommand, type Workload } from '../../bench/lib/pgbench.js';
 import { startPgbouncer } from '../../bench/lib/pgbouncer.js';
 import { initPgbench } from '../../bench/lib/scratch.js';
-import { fitBatchCost, interleavedSchedule, pairedRatio, ratiosToReport, type RunRecord } from '../../bench/lib/stats.js';
+import { auditCostModel, fitBatchCost, interleavedSchedule, pairedRatio, ratiosToReport, type RunRecord } from '../../bench/lib/stats.js';
 import { postgresAvailable, useTestDatabase } from '../harness/db.js';
 
 // The benchmark's own tooling, run for real: pgbench against the test server, its report parsed, and
@@ -113,13 +113,24 @@ describe('bench bookkeeping', () => {
 
   it('separates the cost per batch from the cost per record (audit-cost), and refuses runs that cannot', () => {
     // 700 µs a batch, 30 µs a record, measured with a little noise at two batch sizes.
-    const run = (batches: number, perBatch: number, noise: number) => ({ batches, records: batches * perBatch, cpuUs: batches * (700 + 30 * perBatch) + noise });
+    const run = (batches: number, perBatch: number, noise: number) => ({ batches, records: batches * perBatch, totalCpuUs: batches * (700 + 30 * perBatch) + noise });
     const fit = fitBatchCost([run(1000, 2, 500), run(100, 64, -400), run(900, 2, -300), run(120, 64, 200)]);
     expect(fit.perBatchUs).toBeGreaterThan(690);
     expect(fit.perBatchUs).toBeLessThan(710);
     expect(fit.perRecordUs).toBeGreaterThan(29);
     expect(fit.perRecordUs).toBeLessThan(31);
     expect(() => fitBatchCost([run(10, 4, 0), run(20, 4, 0)])).toThrow('records per batch must differ');
+    // Noise that makes a cost negative is refused, not reported.
+    expect(() => fitBatchCost([{ batches: 100, records: 200, totalCpuUs: 80_000 }, { batches: 10, records: 640, totalCpuUs: 5_000 }])).toThrow('noise');
+  });
+
+  it('the audit cost model: budget, the audit log\'s share and the best ratio without the rest', () => {
+    const m = auditCostModel({ offUs: 1000, onUs: 2500, batchesPerTxn: 0.5, recordsPerTxn: 8, cost: { perBatchUs: 400, perRecordUs: 50 }, target: 0.8 });
+    expect(m.addedUs).toBe(1500);
+    expect(m.budgetUs).toBeCloseTo(250, 6); // 1000 x (1/0.8 - 1)
+    expect(m.auditLogUs).toBe(600); // 0.5 x 400 + 8 x 50
+    expect(m.restUs).toBe(900);
+    expect(m.bestRatio).toBeCloseTo(1000 / 1600, 9);
   });
 
   it('parses /proc/<pid>/stat with parentheses and spaces in the command name', () => {
