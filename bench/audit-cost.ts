@@ -28,11 +28,11 @@ import { parseArgs } from 'node:util';
 import client from 'prom-client';
 import { stringify as stringifyYaml } from 'yaml';
 import { AuditLog } from '../governance/audit/log.js';
-import { Cleanup } from './lib/cleanup.js';
+import { Cleanup, Interrupt } from './lib/cleanup.js';
 import { machineBusySeconds } from './lib/cpu.js';
 import { startPgairlock, type PgairlockEntry, type RunningPgairlock } from './lib/pgairlock.js';
 import { parsePgbenchOutput, pgbenchArgs, pgbenchEnv, runCommand, WORKLOADS } from './lib/pgbench.js';
-import { adminQuery, createDatabase, databaseUrl, dropDatabase, initPgbench, scratchName } from './lib/scratch.js';
+import { adminQuery, createDatabase, databaseUrl, dropDatabase, initPgbench, scratchName, upstreamConn } from './lib/scratch.js';
 import { auditCostModel, fitBatchCost, median, type CostSample } from './lib/stats.js';
 import { TPCB_TAGS, tpcbDecisionInputs, tpcbSession } from './lib/tpcb-audit.js';
 
@@ -128,21 +128,9 @@ async function main(): Promise<number> {
   }
   if (opts === 'help') { process.stdout.write(HELP); return 0; }
   const o = opts;
-  const up = new URL(o.upstream);
-  const conn = { host: up.searchParams.get('host') || decodeURIComponent(up.hostname) || '127.0.0.1', port: Number(up.port || 5432), user: decodeURIComponent(up.username || 'postgres') };
-
-  // As bench/run.ts: a signal stops the child in progress, the steps notice, and `finally` cleans up.
+  const conn = upstreamConn(new URL(o.upstream));
   const cleanup = new Cleanup();
-  let aborted = false;
-  let killCurrent: (() => void) | undefined;
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (aborted) return;
-    aborted = true;
-    log(`\naudit-cost: ${sig}: stopping the current step and cleaning up...`);
-    killCurrent?.();
-  };
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, onSignal);
-  const checkAborted = () => { if (aborted) throw new Error('interrupted'); };
+  const interrupt = new Interrupt(log, 'audit-cost');
 
   const base = scratchName();
   const [bench, control, store] = [base, `${base}_control`, `${base}_store`];
@@ -152,12 +140,12 @@ async function main(): Promise<number> {
     for (const db of [bench, control, store]) {
       cleanup.add(`drop database ${db}`, () => dropDatabase(o.upstream, db), 180_000);
       await createDatabase(o.upstream, db);
-      checkAborted();
+      interrupt.check();
     }
     log(`audit-cost: pgbench -i -s 10 into ${bench}`);
-    await initPgbench({ ...conn, database: bench }, 10, 600_000, (kill) => { killCurrent = kill; });
-    killCurrent = undefined;
-    checkAborted();
+    await initPgbench({ ...conn, database: bench }, 10, 600_000, (kill) => { interrupt.current = kill; });
+    interrupt.current = undefined;
+    interrupt.check();
 
     const start = async (label: string, audit: Record<string, unknown>): Promise<RunningPgairlock> => {
       const file = path.join(configDir, `${label}.yaml`);
@@ -165,7 +153,7 @@ async function main(): Promise<number> {
       const p = await startPgairlock({ repoRoot: REPO_ROOT, entry: o.entry, upstreamUrl: o.upstream, variant: { label, configFile: file }, startTimeoutMs: 60_000 });
       cleanup.add(`stop ${label}`, p.stop);
       log(`audit-cost: ${label} on 127.0.0.1:${p.port} (pid ${p.pid}, ${o.entry})`);
-      checkAborted();
+      interrupt.check();
       return p;
     };
     const controlUrl = databaseUrl(o.upstream, control);
@@ -175,9 +163,9 @@ async function main(): Promise<number> {
     const meter = new CpuMeter();
     const pgbench = async (p: RunningPgairlock, durationS: number) => {
       const r = await runCommand('pgbench', pgbenchArgs({ host: '127.0.0.1', port: p.port, user: conn.user, database: bench }, TPCB, { durationS, jobs: 1 }),
-        { timeoutMs: (durationS + 60) * 1000, env: pgbenchEnv(), onStart: (_pid, kill) => { killCurrent = kill; } });
-      killCurrent = undefined;
-      checkAborted();
+        { timeoutMs: (durationS + 60) * 1000, env: pgbenchEnv(), onStart: (_pid, kill) => { interrupt.current = kill; } });
+      interrupt.current = undefined;
+      interrupt.check();
       if (r.code !== 0) throw new Error(`pgbench exit code ${r.code}: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}\n${p.logTail()}`);
       return parsePgbenchOutput(r.stdout);
     };
@@ -208,13 +196,13 @@ async function main(): Promise<number> {
     /** Write-ahead decisions, `width` at a time, each followed by its outcome: TPC-B's statements and mix of records. */
     const writeFor = async (width: number, seconds: number) => {
       const until = Date.now() + seconds * 1000;
-      while (Date.now() < until && !aborted) {
+      while (Date.now() < until && !interrupt.aborted) {
         const k = Array.from({ length: width }, () => next++ % inputs.length);
         const receipts = await Promise.all(k.map((i) => audit.recordDecision(inputs[i]!)));
         receipts.forEach((r, j) => audit.recordOutcome(r, { status: 'ok', commandTag: TPCB_TAGS[k[j]!]!, rows: 1, durationMs: 0.5 }));
       }
       await audit.flush();
-      checkAborted();
+      interrupt.check();
     };
     const runStore = async (width: number): Promise<StoreRun> => {
       const before = await auditCounts(storeUrl);
@@ -283,8 +271,8 @@ async function main(): Promise<number> {
     ].join('\n'));
     return 0;
   } catch (err) {
-    log(`audit-cost: ${aborted ? 'interrupted' : err instanceof Error ? err.stack ?? err.message : String(err)}`);
-    return aborted ? 130 : 1;
+    log(`audit-cost: ${interrupt.aborted ? 'interrupted' : err instanceof Error ? err.stack ?? err.message : String(err)}`);
+    return interrupt.aborted ? 130 : 1;
   } finally {
     await cleanup.runAll(log);
   }

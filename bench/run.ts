@@ -9,14 +9,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Cleanup } from './lib/cleanup.js';
+import { Cleanup, Interrupt } from './lib/cleanup.js';
 import { cpuSecondsBetween, readCpu, type CpuSample } from './lib/cpu.js';
 import { describeMachine } from './lib/machine.js';
 import { PASSTHROUGH_SPEC, startPgairlock, type PgairlockEntry, type PgairlockVariant } from './lib/pgairlock.js';
 import { WORKLOADS, parsePgbenchOutput, pgbenchArgs, pgbenchEnv, runCommand, type Endpoint, type Workload } from './lib/pgbench.js';
 import { pgbouncerBinary, startPgbouncer } from './lib/pgbouncer.js';
 import { formatReport } from './lib/report.js';
-import { adminQuery, createDatabase, dropDatabase, initPgbench, scratchName } from './lib/scratch.js';
+import { adminQuery, createDatabase, dropDatabase, initPgbench, scratchName, upstreamConn } from './lib/scratch.js';
 import { interleavedSchedule, type RunRecord, type TargetInfo, type TargetKind } from './lib/stats.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -188,26 +188,12 @@ async function main(): Promise<number> {
     return 0;
   }
   const o = opts;
-  // As libpq and the proxy read it: ?host= wins; a directory (also percent-encoded as the host) is a Unix socket,
-  // which pgbench (-h), pgbouncer (host=) and pgairlock then all use to reach the server.
-  const upstreamHost = o.upstream.searchParams.get('host') || decodeURIComponent(o.upstream.hostname) || '127.0.0.1';
-  const upstreamPort = Number(o.upstream.port || 5432);
-  const user = decodeURIComponent(o.upstream.username || 'postgres');
+  // pgbench (-h), pgbouncer (host=) and pgairlock all reach the server this way (a Unix socket if the URL says so).
+  const { host: upstreamHost, port: upstreamPort, user } = upstreamConn(o.upstream);
   const adminUrl = o.upstream.toString();
 
   const cleanup = new Cleanup();
-  let aborted = false;
-  let killCurrent: (() => void) | undefined;
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (aborted) return;
-    aborted = true;
-    log(`\nbench: ${sig}: stopping the current run and cleaning up...`);
-    killCurrent?.();
-  };
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, onSignal);
-  const checkAborted = () => {
-    if (aborted) throw new Error('interrupted');
-  };
+  const interrupt = new Interrupt(log, 'bench');
 
   const scratch = scratchName();
   // Taken before anything starts: the proxies load the working tree as it is now.
@@ -233,10 +219,10 @@ async function main(): Promise<number> {
     await createDatabase(adminUrl, scratch);
     // DROP DATABASE checkpoints first: with fsync on and a loaded machine that can take a while.
     cleanup.add(`drop database ${scratch}`, () => dropDatabase(adminUrl, scratch), 180_000);
-    checkAborted();
-    await initPgbench({ host: upstreamHost, port: upstreamPort, user, database: scratch }, o.scale, 600_000, (kill) => { killCurrent = kill; });
-    killCurrent = undefined;
-    checkAborted();
+    interrupt.check();
+    await initPgbench({ host: upstreamHost, port: upstreamPort, user, database: scratch }, o.scale, 600_000, (kill) => { interrupt.current = kill; });
+    interrupt.current = undefined;
+    interrupt.check();
 
     if (o.kinds.has('direct')) {
       live.push({ info: { id: 'direct', label: 'direct', kind: 'direct' }, port: upstreamPort, pid: undefined, alive: () => true, logTail: () => '' });
@@ -253,7 +239,7 @@ async function main(): Promise<number> {
     }
     if (o.kinds.has('pgairlock')) {
       for (const [i, variant] of o.variants.entries()) {
-        checkAborted();
+        interrupt.check();
         try {
           const p = await startPgairlock({ repoRoot: REPO_ROOT, entry: o.entry, upstreamUrl: adminUrl, variant, startTimeoutMs: 60_000 });
           cleanup.add(`stop ${variant.label}`, p.stop);
@@ -269,7 +255,7 @@ async function main(): Promise<number> {
     const endpoint = (t: LiveTarget): Endpoint => ({ host: t.info.kind === 'direct' ? upstreamHost : '127.0.0.1', port: t.port, user, database: scratch });
     // A query through each target before measuring: a broken target fails here, clearly, not as 0 TPS.
     for (const t of [...live]) {
-      checkAborted();
+      interrupt.check();
       const e = endpoint(t);
       try {
         await adminQuery(`postgres://${encodeURIComponent(user)}@${encodeURIComponent(e.host)}:${e.port}/${scratch}?sslmode=disable`, 'SELECT count(*) FROM pgbench_branches', 15_000);
@@ -288,7 +274,7 @@ async function main(): Promise<number> {
         timeoutMs: (durationS + 60) * 1000,
         env: pgbenchEnv(),
         onStart: (_pid, kill) => {
-          killCurrent = kill;
+          interrupt.current = kill;
           // Sampled once pgbench exists: the run's connection setup is counted, the runner's own work is not.
           try {
             before = t.pid !== undefined ? readCpu(t.pid, { includeDescendants: true }) : undefined;
@@ -297,9 +283,9 @@ async function main(): Promise<number> {
           }
         },
       });
-      killCurrent = undefined;
+      interrupt.current = undefined;
       const after = t.pid !== undefined && t.alive() ? readCpu(t.pid, { includeDescendants: true }) : undefined;
-      checkAborted();
+      interrupt.check();
       if (r.timedOut) throw new Error(`pgbench timed out after ${durationS + 60} s`);
       if (r.code !== 0) throw new Error(`pgbench exit code ${r.code}: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}${t.alive() ? '' : `; the target process died:\n${t.logTail()}`}`);
       const parsed = parsePgbenchOutput(r.stdout);
@@ -315,12 +301,12 @@ async function main(): Promise<number> {
     if (o.warmupS > 0) {
       const warm = WORKLOADS.find((w) => w.id === 'select-simple')!;
       for (const t of live) {
-        checkAborted();
+        interrupt.check();
         try {
           const r = await runOne(t, warm, o.warmupS);
           log(`bench: warm-up ${t.info.label}: ${Math.round(r.tps)} tps (discarded)`);
         } catch (err) {
-          if (aborted) throw err;
+          if (interrupt.aborted) throw err;
           log(`bench: warm-up ${t.info.label} failed: ${err instanceof Error ? err.message : String(err)}`);
         }
       }
@@ -328,7 +314,7 @@ async function main(): Promise<number> {
 
     const schedule = interleavedSchedule(o.rounds, o.workloads.map((w) => w.id), live.map((t) => t.info.id));
     for (const [i, s] of schedule.entries()) {
-      checkAborted();
+      interrupt.check();
       const t = live.find((x) => x.info.id === s.target)!;
       const w = o.workloads.find((x) => x.id === s.workload)!;
       const prefix = `[${i + 1}/${schedule.length}] round ${s.round} ${w.id.padEnd(15)} ${t.info.label.padEnd(12)}`;
@@ -339,7 +325,7 @@ async function main(): Promise<number> {
         const cpu = r.proxyCpuSeconds !== undefined ? `, proxy ${((r.proxyCpuSeconds * 1e6) / r.transactions).toFixed(1)} µs/txn` : '';
         log(`${prefix} ${Math.round(r.tps)} tps${cpu}${r.failed ? `, ${r.failed} failed txns` : ''} (load ${load1})`);
       } catch (err) {
-        if (aborted) throw err;
+        if (interrupt.aborted) throw err;
         const error = err instanceof Error ? err.message : String(err);
         records.push({ ...s, load1, ok: false, error });
         log(`${prefix} FAILED: ${error}`);
@@ -363,12 +349,12 @@ async function main(): Promise<number> {
     if (o.json) writeFileSync(o.json, `${JSON.stringify({ ...report, when: new Date().toISOString() }, null, 2)}\n`);
     failed = unavailable.length > 0 || records.some((r) => !r.ok);
   } catch (err) {
-    log(`bench: ${aborted ? 'interrupted' : `failed: ${err instanceof Error ? err.message : String(err)}`}`);
+    log(`bench: ${interrupt.aborted ? 'interrupted' : `failed: ${err instanceof Error ? err.message : String(err)}`}`);
     failed = true;
   } finally {
     await cleanup.runAll(log);
   }
-  if (aborted) return 130;
+  if (interrupt.aborted) return 130;
   if (failed) log('bench: some targets or runs failed (see above): exit code 1');
   return failed ? 1 : 0;
 }

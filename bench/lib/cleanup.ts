@@ -100,3 +100,28 @@ export class LogTail {
     return [...this.lines, ...(this.partial ? [this.partial] : [])].slice(-count).join('\n');
   }
 }
+
+/**
+ * Ctrl-C for a bench runner: SIGINT, SIGTERM or SIGHUP kills the child process in progress (`current`), the
+ * steps notice through check(), and the runner's `finally` cleans up (Cleanup) before it exits.
+ */
+export class Interrupt {
+  aborted = false;
+  /** Kills the child process now running; set while one runs. */
+  current: (() => void) | undefined;
+
+  constructor(log: (line: string) => void, name: string) {
+    const onSignal = (sig: NodeJS.Signals) => {
+      if (this.aborted) return;
+      this.aborted = true;
+      log(`\n${name}: ${sig}: stopping the current run and cleaning up...`);
+      this.current?.();
+    };
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, onSignal);
+  }
+
+  /** Throws once a signal came: the step in progress stops there. */
+  check(): void {
+    if (this.aborted) throw new Error('interrupted');
+  }
+}

@@ -36,6 +36,18 @@ export function databaseUrl(url: string, name: string): string {
   return u.toString();
 }
 
+/**
+ * Where pgbench and the peers reach the server, as libpq and the proxy read the URL: ?host= wins; a directory (also
+ * percent-encoded as the host) is a Unix socket.
+ */
+export function upstreamConn(url: URL): { host: string; port: number; user: string } {
+  return {
+    host: url.searchParams.get('host') || decodeURIComponent(url.hostname) || '127.0.0.1',
+    port: Number(url.port || 5432),
+    user: decodeURIComponent(url.username || 'postgres'),
+  };
+}
+
 export async function createDatabase(adminUrl: string, name: string): Promise<void> {
   await adminQuery(adminUrl, `CREATE DATABASE ${quoteIdent(name)}`);
 }

@@ -4,7 +4,7 @@ import { cpuSecondsBetween, machineBusySeconds, parseProcStat, readCpu, type Cpu
 import { freePort } from '../../bench/lib/net.js';
 import { PgbenchParseError, parsePgbenchOutput, pgbenchArgs, pgbenchEnv, runCommand, type Workload } from '../../bench/lib/pgbench.js';
 import { startPgbouncer } from '../../bench/lib/pgbouncer.js';
-import { initPgbench } from '../../bench/lib/scratch.js';
+import { initPgbench, upstreamConn } from '../../bench/lib/scratch.js';
 import { auditCostModel, fitBatchCost, interleavedSchedule, pairedRatio, ratiosToReport, type RunRecord } from '../../bench/lib/stats.js';
 import { postgresAvailable, useTestDatabase } from '../harness/db.js';
 
@@ -97,6 +97,12 @@ describe('pgbench runner tooling', () => {
 });
 
 describe('bench bookkeeping', () => {
+  it('reads the upstream as libpq does: ?host= (a socket directory) wins, defaults for the rest', () => {
+    expect(upstreamConn(new URL('postgres://alice@db.example:6543/x'))).toEqual({ host: 'db.example', port: 6543, user: 'alice' });
+    expect(upstreamConn(new URL('postgres:///x?host=/var/run/postgresql'))).toEqual({ host: '/var/run/postgresql', port: 5432, user: 'postgres' });
+    expect(upstreamConn(new URL('postgres://%2Ftmp%2Fsock/x')).host).toBe('/tmp/sock');
+  });
+
   it('machine busy CPU covers at least what this process burns meanwhile', () => {
     const m0 = machineBusySeconds();
     const own0 = process.cpuUsage();
